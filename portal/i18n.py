@@ -1,0 +1,25 @@
+"""Language choice: zh / en, remembered per user (and per session before login)."""
+from __future__ import annotations
+
+from flask import current_app, request, session
+from flask_babel import get_locale
+from flask_login import current_user
+
+
+def select_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def current_locale() -> str:
+    return str(get_locale() or "en")
+
+
+def pick(en: str, zh: str) -> str:
+    """Choose between two stored texts (error catalog) by the current language."""
+    return zh if current_locale().startswith("zh") else en
