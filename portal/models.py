@@ -291,6 +291,10 @@ class AiAccountCredential(db.Model):
     last_test_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     last_test_ok: Mapped[Optional[bool]] = mapped_column(Boolean)
     last_test_message: Mapped[Optional[str]] = mapped_column(String(500))
+    # The company's master data (currencies, tax codes, accounts; no secrets) as last fetched by a
+    # connection test or a push, so settings forms can offer choices without decrypting the key.
+    master_data: Mapped[Optional[str]] = mapped_column(Text)
+    master_data_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     blogger: Mapped[Blogger] = relationship(back_populates="credential")
     set_by: Mapped[Optional[User]] = relationship()

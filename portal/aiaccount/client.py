@@ -55,6 +55,25 @@ class Company:
     quota_limit: int | None  # None = unlimited
     import_history_url: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The company in the API's own JSON shape (a snapshot the portal stores; no secrets)."""
+        return {
+            "name": self.name, "home_currency": self.home_currency,
+            "currencies": sorted(self.currencies),
+            "tax_codes": [{"code": c, "rate": str(r), "enabled": True} for c, r in sorted(self.tax_codes.items())],
+            "accounts": [{"number": a.number, "name": a.name,
+                          "usage": {"sales": a.sales, "expense": a.expense, "receipt": a.receipt,
+                                    "payment": a.payment}} for a in self.accounts.values()],
+            "incorporation_date": self.incorporation_date.isoformat(),
+            "locked_until": self.locked_until.isoformat() if self.locked_until else None,
+            "plan": self.plan, "quota": {"used": self.quota_used, "limit": self.quota_limit},
+            "import_history_url": self.import_history_url,
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> "Company":
+        return _parse(_company, body, "company snapshot")
+
 
 @dataclass(frozen=True)
 class ChangedDocument:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 6b1a5d70d6cf
+Revision ID: e915b46d71b6
 Revises: 
-Create Date: 2026-11-24 05:09:37.882279
+Create Date: 2026-11-24 05:13:27.571066
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '6b1a5d70d6cf'
+revision = 'e915b46d71b6'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -68,6 +68,8 @@ def upgrade():
     sa.Column('last_test_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_test_ok', sa.Boolean(), nullable=True),
     sa.Column('last_test_message', sa.String(length=500), nullable=True),
+    sa.Column('master_data', sa.Text(), nullable=True),
+    sa.Column('master_data_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['blogger_id'], ['bloggers.id'], name=op.f('fk_aiaccount_credentials_blogger_id_bloggers')),
     sa.ForeignKeyConstraint(['set_by_id'], ['users.id'], name=op.f('fk_aiaccount_credentials_set_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_aiaccount_credentials')),
