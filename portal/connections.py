@@ -40,7 +40,7 @@ def master_data(credential: AiAccountCredential | None) -> Company | None:
         return None
 
 
-def test_connection(credential: AiAccountCredential, api_key: str) -> AiAccountError | None:
+def check_connection(credential: AiAccountCredential, api_key: str) -> AiAccountError | None:
     """GET company with the key; record the outcome (and the master data) on the credential.
     Returns the error, or None when the connection works. The caller commits."""
     client = build_client(api_key, credential.company_name)
