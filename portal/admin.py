@@ -1,18 +1,195 @@
-"""Super admin: bloggers' AiAccount credentials, settings and the audit log."""
+"""Super admin: bloggers' AiAccount credentials, settings and the audit log.
+
+The admin's credential POST is the only place the web process holds a plaintext API key: it is
+encrypted, tested once against AiAccount and dropped; the page never shows it again.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from sqlalchemy import select
+import json
 
-from .auth import admin_required
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import contains_eager, selectinload
+
+from . import audit, connections, credentials
+from .auth import admin_required, get_blogger_or_404
 from .extensions import db
-from .models import Blogger
+from .forms import (
+    SETTINGS_FIELDS,
+    AuditFilterForm,
+    CompanySettingsForm,
+    ConfirmForm,
+    CredentialForm,
+    SearchForm,
+    SettingsForm,
+)
+from .models import AiAccountCredential, AiAccountSettings, AuditLog, Blogger, User
+from .timeutil import myt_range_to_utc
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/aiaccount")
+
+BLOGGERS_PER_PAGE = 20
+AUDIT_PER_PAGE = 50
+MAX_PAGE = 10_000  # beyond any real list; keeps absurd offsets away from the database
+AUDIT_FILTERS = ("blogger", "entity_type", "date_from", "date_to")
+
+
+def _page_number() -> int:
+    """The `page` argument: not a number → 1; below 1 or absurdly high → a clean 404."""
+    page = request.args.get("page", 1, type=int)
+    if not 1 <= page <= MAX_PAGE:
+        abort(404)
+    return page
+
+
+@bp.app_template_filter("pretty_json")
+def pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return text
 
 
 @bp.get("/")
 @admin_required
 def index():
-    bloggers = db.session.scalars(select(Blogger).order_by(Blogger.id)).all()
-    return render_template("admin/index.html", bloggers=bloggers)
+    form = SearchForm(request.args)
+    q = form.q.data if form.validate() else ""
+    query = (
+        select(Blogger)
+        .join(Blogger.user)
+        .outerjoin(Blogger.credential)
+        .options(contains_eager(Blogger.user), contains_eager(Blogger.credential),
+                 selectinload(Blogger.credential).selectinload(AiAccountCredential.set_by))
+        .order_by(Blogger.shop_name, Blogger.id)
+    )
+    if q:
+        query = query.where(or_(
+            Blogger.shop_name.icontains(q, autoescape=True),
+            User.email.icontains(q, autoescape=True),
+            AiAccountCredential.company_name.icontains(q, autoescape=True),
+        ))
+    page = db.paginate(query, page=_page_number(), per_page=BLOGGERS_PER_PAGE)
+    return render_template("admin/index.html", form=form, page=page, page_args={"q": q} if q else {})
+
+
+@bp.get("/bloggers/<int:blogger_id>")
+@admin_required
+def blogger(blogger_id: int):
+    return _blogger_page(get_blogger_or_404(blogger_id))
+
+
+@bp.post("/bloggers/<int:blogger_id>/credential")
+@admin_required
+def set_credential(blogger_id: int):
+    blogger = get_blogger_or_404(blogger_id)
+    form = CredentialForm()
+    if not form.validate():
+        return _blogger_page(blogger, credential_form=form, status=400)
+    api_key = form.api_key.data
+    if form.spaces_removed:
+        flash(_("Removed spaces around the key."), "info")
+    credential = credentials.set_credential(blogger, form.company_name.data, api_key, current_user)
+    error = connections.check_connection(credential, api_key)
+    db.session.commit()
+    if error is None:
+        flash(_("✓ Connected to %(company)s.", company=credential.company_name), "success")
+    else:
+        reason, fix = connections.error_texts(error)
+        flash(_("✗ Key saved, but the connection test failed: %(reason)s. %(fix)s.", reason=reason, fix=fix),
+              "error")
+    return redirect(url_for(".blogger", blogger_id=blogger.id))
+
+
+@bp.route("/bloggers/<int:blogger_id>/credential/delete", methods=["GET", "POST"])
+@admin_required
+def disconnect(blogger_id: int):
+    blogger = get_blogger_or_404(blogger_id)
+    credential = blogger.credential
+    if credential is None:
+        flash(_("%(shop)s is not connected.", shop=blogger.shop_name), "info")
+        return redirect(url_for(".blogger", blogger_id=blogger.id))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        company = credential.company_name
+        credentials.remove_credential(blogger, current_user)
+        db.session.commit()
+        flash(_("Disconnected %(shop)s from %(company)s.", shop=blogger.shop_name, company=company), "success")
+        return redirect(url_for(".blogger", blogger_id=blogger.id))
+    return render_template("admin/disconnect.html", blogger=blogger, credential=credential, form=form)
+
+
+@bp.post("/bloggers/<int:blogger_id>/settings")
+@admin_required
+def save_settings(blogger_id: int):
+    blogger = get_blogger_or_404(blogger_id)
+    form = _settings_form(blogger)
+    if not form.validate():
+        return _blogger_page(blogger, settings_form=form, status=400)
+    settings = blogger.settings
+    changes = {name: [getattr(settings, name), form[name].data] for name in SETTINGS_FIELDS
+               if getattr(settings, name) != form[name].data}
+    for name, (_old, new) in changes.items():
+        setattr(settings, name, new)
+    if changes:
+        audit.record("aiaccount_settings", "settings_changed", entity_id=blogger.id, blogger_id=blogger.id,
+                     actor=current_user, details=changes)
+        flash(_("Settings saved."), "success")
+    else:
+        flash(_("Nothing changed."), "info")
+    db.session.commit()  # also keeps a settings row created with the defaults
+    return redirect(url_for(".blogger", blogger_id=blogger.id))
+
+
+@bp.get("/audit")
+@admin_required
+def audit_log():
+    bloggers = db.session.scalars(select(Blogger).order_by(Blogger.shop_name, Blogger.id)).all()
+    types = db.session.scalars(select(AuditLog.entity_type).distinct().order_by(AuditLog.entity_type)).all()
+    form = AuditFilterForm(request.args)
+    form.blogger.choices = [("", _("All bloggers")), *((str(b.id), b.shop_name) for b in bloggers)]
+    form.entity_type.choices = [("", _("All types")), *((t, t) for t in types)]
+    shops = {b.id: b.shop_name for b in bloggers}
+    if not form.validate():
+        return render_template("admin/audit.html", form=form, page=None, shops=shops), 400
+    query = select(AuditLog).order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+    if form.blogger.data:
+        query = query.where(AuditLog.blogger_id == int(form.blogger.data))
+    if form.entity_type.data:
+        query = query.where(AuditLog.entity_type == form.entity_type.data)
+    if form.date_from.data:
+        query = query.where(AuditLog.created_at >= myt_range_to_utc(form.date_from.data, form.date_from.data)[0])
+    if form.date_to.data:
+        query = query.where(AuditLog.created_at < myt_range_to_utc(form.date_to.data, form.date_to.data)[1])
+    page = db.paginate(query, page=_page_number(), per_page=AUDIT_PER_PAGE)
+    page_args = {name: request.args[name] for name in AUDIT_FILTERS if request.args.get(name)}
+    return render_template("admin/audit.html", form=form, page=page, shops=shops, page_args=page_args)
+
+
+def _settings_of(blogger: Blogger) -> AiAccountSettings:
+    """The blogger's settings row, created with the defaults when missing (the caller commits)."""
+    if blogger.settings is None:
+        blogger.settings = AiAccountSettings()
+        db.session.flush()  # fills in the column defaults
+    return blogger.settings
+
+
+def _settings_form(blogger: Blogger, **kwargs) -> SettingsForm:
+    """Choices from the company's master data when fetched, else free text checked for format."""
+    settings = _settings_of(blogger)
+    company = connections.master_data(blogger.credential)
+    if company is None:
+        return SettingsForm(obj=settings, **kwargs)
+    return CompanySettingsForm(company, obj=settings, **kwargs)
+
+
+def _blogger_page(blogger: Blogger, credential_form: CredentialForm | None = None,
+                  settings_form: SettingsForm | None = None, status: int = 200):
+    # formdata=None: the form that was not posted must not read the other form's fields.
+    credential_form = credential_form or CredentialForm(formdata=None)
+    settings_form = settings_form or _settings_form(blogger, formdata=None)
+    return render_template("admin/blogger.html", blogger=blogger, credential=blogger.credential,
+                           credential_form=credential_form, settings_form=settings_form,
+                           from_master_data=isinstance(settings_form, CompanySettingsForm)), status

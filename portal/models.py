@@ -323,7 +323,8 @@ class AiAccountSettings(db.Model):
     walk_in_customer: Mapped[str] = mapped_column(String(120), default="Walk-in Customer")
     auto_push_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     auto_push_hour: Mapped[int] = mapped_column(Integer, default=2)
-    last_auto_push_date: Mapped[Optional[date]] = mapped_column(Date)
+    last_auto_push_date: Mapped[Optional[date]] = mapped_column(Date)  # last day pushed in full
+    auto_push_attempted_on: Mapped[Optional[date]] = mapped_column(Date)  # MYT day of the last attempt
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     blogger: Mapped[Blogger] = relationship(back_populates="settings")

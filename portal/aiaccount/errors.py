@@ -119,6 +119,30 @@ CATALOG: dict[str, CatalogEntry] = {
         "AiAccount sent an unexpected response", "AiAccount 返回了无法识别的响应",
         "Retry later; if it persists, report to NS16 support",
         "请稍后重试；如持续出现，请联系 NS16 客服"),
+    "reference_missing": CatalogEntry(
+        "Documents refer to ones not yet in AiAccount", "单据引用了尚未导入 AiAccount 的单据",
+        "Sync {detail} for the same dates first, then sync this again",
+        "请先同步相同日期的 {detail}，然后再同步此项",
+        422, detail_en="the invoices or bills", detail_zh="发票或账单"),
+    # Raised by the portal itself around a push (same shape, so pills and logs treat them alike).
+    "settings_missing": CatalogEntry(
+        "AiAccount settings are not set up for this shop", "尚未为此店铺设置 AiAccount 参数",
+        "Ask the NS16 super admin to save your AiAccount settings",
+        "请联系 NS16 超级管理员保存您的 AiAccount 设置"),
+    "credential_unreadable": CatalogEntry(
+        "The stored API key can no longer be read", "已保存的 API Key 无法读取",
+        _ASK_ADMIN_EN, _ASK_ADMIN_ZH),
+    "worker_lost": CatalogEntry(
+        "The sync stopped before it finished", "同步在完成前中断",
+        "Sync again — documents already in AiAccount are skipped, never duplicated",
+        "请重新同步 — 已在 AiAccount 中的单据会被跳过，不会重复", transient=True),
+    "queue_unavailable": CatalogEntry(
+        "The sync queue is not reachable", "同步队列无法连接",
+        _RETRY_EN, _RETRY_ZH, transient=True),
+    "internal_error": CatalogEntry(
+        "The sync failed inside NS16", "同步在 NS16 内部出错",
+        "Retry later; if it persists, report to NS16 support",
+        "请稍后重试；如持续出现，请联系 NS16 客服", transient=True),
 }
 
 

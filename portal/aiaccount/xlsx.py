@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import IO, Any, get_type_hints
 
@@ -41,6 +41,9 @@ def column_types(kind: str) -> list[str]:
     return types
 
 
+FIXED_CREATED = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
 def write_xlsx(kind: str, lines: Iterable[Line], fileobj: IO[bytes]) -> int:
     """Write the header and ``lines`` of ``kind`` as an xlsx file; return the number of lines.
 
@@ -48,6 +51,9 @@ def write_xlsx(kind: str, lines: Iterable[Line], fileobj: IO[bytes]) -> int:
     (never a formula: "=cmd" stays text).
     """
     workbook = xlsxwriter.Workbook(fileobj, {"constant_memory": True})
+    # A fixed creation date makes the bytes a pure function of the lines, so a rebuilt retry
+    # sends the very file its Idempotency-Key was first used with.
+    workbook.set_properties({"created": FIXED_CREATED})
     sheet = workbook.add_worksheet(kind)
     writers = _column_writers(workbook, column_types(kind))
     header = workbook.add_format({"bold": True})

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e915b46d71b6
+Revision ID: 671f617feb0d
 Revises: 
-Create Date: 2026-11-24 05:13:27.571066
+Create Date: 2026-11-24 05:15:11.032620
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'e915b46d71b6'
+revision = '671f617feb0d'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -94,6 +94,7 @@ def upgrade():
     sa.Column('auto_push_enabled', sa.Boolean(), nullable=False),
     sa.Column('auto_push_hour', sa.Integer(), nullable=False),
     sa.Column('last_auto_push_date', sa.Date(), nullable=True),
+    sa.Column('auto_push_attempted_on', sa.Date(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('auto_push_hour BETWEEN 0 AND 23', name=op.f('ck_aiaccount_settings_auto_push_hour')),
     sa.ForeignKeyConstraint(['blogger_id'], ['bloggers.id'], name=op.f('fk_aiaccount_settings_blogger_id_bloggers')),

@@ -1,0 +1,276 @@
+"""Document builders: pure functions from NS16 source rows to AiAccount template lines.
+
+No I/O here. Each builder takes the rows of one sync type (sources.py, in order), the blogger's
+mapping (tax codes, accounts, walk-in customer) and a ``Tally`` it fills while it yields one
+document (a list of lines) at a time, so a sync streams whatever its size. A source row NS16
+should never have produced is skipped and named in ``tally.problems`` by its receipt number;
+the rest of the range is still built.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from itertools import groupby
+from operator import attrgetter
+from typing import Any
+
+from .aiaccount.templates import (
+    DOC_TYPE_CREDIT_NOTE,
+    DOC_TYPE_INVOICE,
+    DOC_TYPE_RECEIPT,
+    DOC_TYPE_REFUND,
+    PAYMENT_METHOD_ROUNDING,
+    BillLine,
+    InvoiceLine,
+    PaymentLine,
+    ReceiptLine,
+)
+from .money import ZERO, line_amount, line_tax
+from .timeutil import myt_date
+
+# Malaysia's 5-sen rounding moves a cash payment by at most 2 sen.
+MAX_CASH_ROUNDING = Decimal("0.02")
+METHOD_LABELS = {"cash": "Cash", "card": "Card", "tng": "Touch 'n Go eWallet", "grabpay": "GrabPay",
+                 "duitnow": "DuitNow QR"}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A blogger's AiAccount settings, as the builders need them."""
+
+    currency: str = "MYR"
+    tax_code_none: str = "NT"
+    tax_code_sst: str = "MY-SALES10"
+    sales_account: str = "40000"
+    bank_account: str = "12000"
+    expense_account: str = "61001"
+    rounding_account: str = "40000"
+    payment_accounts: dict[str, str] = field(default_factory=lambda: {
+        "cash": "12100", "card": "12500", "tng": "12200", "grabpay": "12300", "duitnow": "12400"})
+    walk_in_customer: str = "Walk-in Customer"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Mapping":
+        return cls(
+            currency=settings.currency, tax_code_none=settings.tax_code_none, tax_code_sst=settings.tax_code_sst,
+            sales_account=settings.sales_account, bank_account=settings.bank_account,
+            expense_account=settings.expense_account, rounding_account=settings.rounding_account,
+            payment_accounts={m: settings.payment_account(m) for m in METHOD_LABELS},
+            walk_in_customer=settings.walk_in_customer,
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    reference: str  # receipt number or settlement
+    message: str
+
+
+@dataclass
+class Tally:
+    """What a build produced: counts and totals for the run, and the master data it needs."""
+
+    documents: int = 0
+    lines: int = 0
+    total: Decimal = ZERO
+    first_date: date | None = None
+    last_date: date | None = None
+    currencies: set[str] = field(default_factory=set)
+    tax_codes: set[str] = field(default_factory=set)
+    accounts: set[tuple[str, str]] = field(default_factory=set)  # (account, usage)
+    problems: list[Problem] = field(default_factory=list)
+
+    def document(self, lines: list, day: date, currency: str, total: Decimal) -> list:
+        self.documents += 1
+        self.lines += len(lines)
+        self.total += total
+        self.currencies.add(currency)
+        if self.first_date is None or day < self.first_date:
+            self.first_date = day
+        if self.last_date is None or day > self.last_date:
+            self.last_date = day
+        return lines
+
+    def skip(self, reference: str, message: str) -> None:
+        self.problems.append(Problem(reference, message))
+
+
+def _customer(row: Any, mapping: Mapping) -> str:
+    return (row.member_name or "").strip() or mapping.walk_in_customer
+
+
+def _percent(rate: Decimal) -> str:
+    return format(rate.normalize(), "f")
+
+
+# --- POS Sales Invoice -----------------------------------------------------------------------
+
+
+def build_invoices(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[InvoiceLine]]:
+    """One invoice per POS transaction (a refund: a credit note referencing the original)."""
+    for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
+        items = list(group)
+        head = items[0]
+        problem = _invoice_problem(items)
+        if problem:
+            tally.skip(head.receipt_no, problem)
+            continue
+        refund = head.original_receipt_no is not None
+        day = myt_date(head.created_at)
+        customer = _customer(head, mapping)
+        taxed = head.sst_rate > 0
+        tax_code = mapping.tax_code_sst if taxed else mapping.tax_code_none
+        lines, total = [], ZERO
+        for item in items:
+            amount = line_amount(item.qty, item.unit_price, item.discount or ZERO)
+            tax = line_tax(amount, head.sst_rate)
+            total += amount + tax
+            lines.append(InvoiceLine(
+                doc_no=head.receipt_no, doc_date=day,
+                doc_type=DOC_TYPE_CREDIT_NOTE if refund else DOC_TYPE_INVOICE,
+                original_doc_no=head.original_receipt_no or "", customer=customer, currency=head.currency,
+                description=item.product_name, qty=item.qty, unit_price=item.unit_price,
+                discount=item.discount or ZERO, tax_code=tax_code, tax_amount=tax,
+                account=mapping.sales_account, line_amount=amount, reference=item.sku or "",
+            ))
+        if total != head.total:
+            tally.skip(head.receipt_no, f"line totals add up to {total}, NS16 total is {head.total}")
+            continue
+        tally.tax_codes.add(tax_code)
+        tally.accounts.add((mapping.sales_account, "sales"))
+        yield tally.document(lines, day, head.currency, total)
+
+
+def _invoice_problem(items: list[Any]) -> str | None:
+    head = items[0]
+    if head.item_id is None:
+        return "transaction has no items"
+    refund = head.original_receipt_no is not None
+    for item in items:
+        if item.qty is None or item.unit_price is None:
+            return f"item {item.product_name!r} has no quantity or price"
+        if item.unit_price < 0:
+            return f"item {item.product_name!r} has a negative price"
+        if not refund and item.qty <= 0:
+            return f"item {item.product_name!r} has quantity {item.qty} on a sale"
+        if refund and item.qty >= 0 and item.line_total > 0:
+            return f"refund item {item.product_name!r} is not negative"
+        if line_amount(item.qty, item.unit_price, item.discount or ZERO) != item.line_total:
+            return f"item {item.product_name!r}: qty × price − discount ≠ line total {item.line_total}"
+    return None
+
+
+# --- POS Sales Receipt -----------------------------------------------------------------------
+
+
+def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[ReceiptLine]]:
+    """One receipt (or refund) per paid transaction, a line per payment method, plus a rounding
+    line when 5-sen cash rounding made the cash kept differ from the invoice total."""
+    for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
+        payments = list(group)
+        head = payments[0]
+        problem = _receipt_problem(payments, mapping)
+        if problem:
+            tally.skip(head.receipt_no, problem)
+            continue
+        refund = head.refund_of_id is not None
+        number = ("RFND-" if refund else "RCPT-") + head.receipt_no
+        common = dict(receipt_no=number, receipt_date=myt_date(head.paid_at),
+                      doc_type=DOC_TYPE_REFUND if refund else DOC_TYPE_RECEIPT,
+                      customer=_customer(head, mapping), currency=head.currency, invoice_no=head.receipt_no)
+        lines = [
+            ReceiptLine(**common, payment_method=pay.method, account=mapping.payment_accounts[pay.method],
+                        amount=_kept(pay), reference=pay.reference_no or "", description=_payment_description(pay))
+            for pay in payments if _kept(pay) != 0
+        ]
+        difference = head.total - sum((line.amount for line in lines), ZERO)
+        has_cash = any(line.payment_method == "cash" for line in lines)
+        if difference and not (has_cash and abs(difference) <= MAX_CASH_ROUNDING):
+            tally.skip(head.receipt_no, f"payments add up to {head.total - difference}, the total is {head.total}")
+            continue
+        if difference:
+            lines.append(ReceiptLine(**common, payment_method=PAYMENT_METHOD_ROUNDING,
+                                     account=mapping.rounding_account, amount=difference, reference="",
+                                     description="Cash rounding (5 sen)"))
+            tally.accounts.add((mapping.rounding_account, "rounding"))
+        tally.accounts.update((line.account, "receipt") for line in lines
+                              if line.payment_method != PAYMENT_METHOD_ROUNDING)
+        yield tally.document(lines, common["receipt_date"], head.currency, head.total)
+
+
+def _receipt_problem(payments: list[Any], mapping: Mapping) -> str | None:
+    head = payments[0]
+    if head.has_bad_items:
+        return "its invoice has invalid items, so there is no invoice to settle"
+    if head.payment_id is None:
+        return "paid transaction has no payment lines"
+    unknown = sorted({p.method for p in payments if p.method not in mapping.payment_accounts})
+    if unknown:
+        return f"unknown payment method {', '.join(unknown)}"
+    if all(_kept(p) == 0 for p in payments):
+        return "nothing was paid"
+    return None
+
+
+def _kept(pay: Any) -> Decimal:
+    """What the shop kept: for cash, received − change; otherwise the amount paid."""
+    if pay.method == "cash" and pay.amount_received is not None and pay.change_amount is not None:
+        return pay.amount_received - pay.change_amount
+    return pay.amount
+
+
+def _payment_description(pay: Any) -> str:
+    label = METHOD_LABELS.get(pay.method, pay.method)
+    if pay.method == "cash" and pay.amount_received is not None and pay.change_amount is not None:
+        return f"{label}: received {pay.amount_received}, change {pay.change_amount}"
+    return label
+
+
+# --- KOL Bill and KOL Payment ----------------------------------------------------------------
+
+
+def bill_number(period: str, kol_code: str) -> str:
+    return f"KOL-{period}-{kol_code}"
+
+
+def build_bills(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[BillLine]]:
+    """One bill per KOL settlement: the commission the blogger owes the KOL (a supplier)."""
+    for row in rows:
+        number = bill_number(row.period, row.kol_code)
+        if row.commission is None or row.commission <= 0:
+            tally.skip(number, f"commission is {row.commission}; nothing is owed")
+            continue
+        tally.tax_codes.add(mapping.tax_code_none)
+        tally.accounts.add((mapping.expense_account, "expense"))
+        description = (f"Commission {row.period}: {_percent(row.rate_snapshot)}% of "
+                       f"{mapping.currency} {row.product_sales:,.2f}")
+        line = BillLine(bill_no=number, bill_date=row.settled_date, supplier=row.kol_name.strip(),
+                        currency=mapping.currency, description=description, account=mapping.expense_account,
+                        tax_code=mapping.tax_code_none, amount=row.commission, reference=f"KOL {row.kol_code}")
+        yield tally.document([line], row.settled_date, mapping.currency, row.commission)
+
+
+def build_payments(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[PaymentLine]]:
+    """One payment per paid settlement, against its bill, out of the bank account."""
+    for row in rows:
+        number = bill_number(row.period, row.kol_code)
+        if row.commission is None or row.commission <= 0:
+            tally.skip(number, f"commission is {row.commission}; nothing was paid")
+            continue
+        day = myt_date(row.paid_at)
+        tally.accounts.add((mapping.bank_account, "payment"))
+        line = PaymentLine(payment_no=f"KOLPAY-{row.period}-{row.kol_code}", payment_date=day,
+                           supplier=row.kol_name.strip(), currency=mapping.currency, bill_no=number,
+                           account=mapping.bank_account, amount=row.commission,
+                           reference=row.payment_reference or "", description=f"Commission {row.period} paid")
+        yield tally.document([line], day, mapping.currency, row.commission)
+
+
+BUILDERS = {
+    "pos_invoice": build_invoices,
+    "pos_receipt": build_receipts,
+    "kol_bill": build_bills,
+    "kol_payment": build_payments,
+}

@@ -1,0 +1,232 @@
+"""RQ jobs: the only place that combines the credential (crypto), the AiAccount client and the builders.
+
+Job functions take ids only and resolve everything inside an app context. The ``sync_runs`` row is
+the single source of truth for a run's state: Redis only holds the queue.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from rq import get_current_job
+from sqlalchemy import or_, update
+
+from . import audit
+from .aiaccount import SYNC_TYPE_KINDS, AiAccountError
+from .batches import Batch, build_batch
+from .connections import build_client, remember_master_data
+from .credentials import reveal
+from .crypto import DecryptError
+from .documents import Mapping
+from .extensions import db
+from .models import SyncRun
+from .preflight import preflight
+from .timeutil import utcnow
+
+log = logging.getLogger(__name__)
+_worker_app: Flask | None = None
+
+
+def _app() -> Flask:
+    """The app for a worker process, built on first use (never at import)."""
+    global _worker_app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _worker_app is None:
+        from config import CONFIGS
+        from portal import create_app
+
+        _worker_app = create_app(CONFIGS[os.environ.get("PORTAL_ENV", "development")])
+    return _worker_app
+
+
+def run_sync(run_id: int) -> str:
+    """The RQ job behind every Sync click, auto-push step and reconcile fix."""
+    job = get_current_job()
+    retries_left = (job.retries_left or 0) if job is not None else 0
+    app = _app()
+    with app.app_context():
+        return execute_run(run_id, retries_left=retries_left)
+
+
+def execute_run(run_id: int, *, retries_left: int = 0) -> str:
+    """Run one sync to its end state and return that state. Safe to call twice: a run that
+    already ended is left alone, so a job RQ re-runs after it finished never pushes again."""
+    if not _claim(run_id):
+        run = db.session.get(SyncRun, run_id)
+        return run.status if run is not None else "missing"
+    run = db.session.get(SyncRun, run_id)
+    started = time.perf_counter()
+    batch: Batch | None = None
+    try:
+        batch = _build(run)
+        if batch.tally.documents == 0:
+            _finish(run, "no_data", batch, started)
+            return run.status
+        _push(run, batch)
+        _finish(run, "succeeded", batch, started)
+    except AiAccountError as error:
+        error = _explain(error, run.sync_type)
+        if error.transient and retries_left > 0:
+            _record_error(run, error)
+            run.status = "queued"  # RQ retries it with backoff; the pill says so
+            db.session.commit()
+            raise
+        _fail(run, error, batch, started)
+    except Exception:
+        db.session.rollback()
+        _fail(db.session.get(SyncRun, run_id), AiAccountError.make("internal_error"), batch, started)
+        raise
+    finally:
+        if batch is not None:
+            batch.close()
+    return run.status
+
+
+def _claim(run_id: int) -> bool:
+    """Atomically move a queued run (or a running one whose worker died) to running."""
+    now = utcnow()
+    stale = now - timedelta(seconds=current_app.config["SYNC_STALE_SECONDS"])
+    result = db.session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id,
+               or_(SyncRun.status == "queued",
+                   (SyncRun.status == "running") & (SyncRun.heartbeat_at < stale)))
+        .values(status="running", heartbeat_at=now, attempts=SyncRun.attempts + 1)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _beat(run: SyncRun) -> None:
+    run.heartbeat_at = utcnow()
+    db.session.commit()
+
+
+def _build(run: SyncRun) -> Batch:
+    run.started_at = run.started_at or utcnow()
+    for name in ("error_code", "error_message", "error_hint", "error_detail"):
+        setattr(run, name, None)
+    blogger = run.blogger
+    if blogger.credential is None:
+        raise AiAccountError.make("not_connected")
+    if blogger.settings is None:
+        raise AiAccountError.make("settings_missing")
+    db.session.commit()
+    batch = build_batch(run.sync_type, blogger.id, run.start_date, run.end_date,
+                        Mapping.from_settings(blogger.settings), run_id=run.id,
+                        chunk_size=current_app.config["SYNC_CHUNK_DOCUMENTS"],
+                        on_chunk=lambda _batch: _beat(run))
+    tally = batch.tally
+    run.row_count, run.line_count, run.total_amount = tally.documents, tally.lines, tally.total
+    _beat(run)
+    return batch
+
+
+def _push(run: SyncRun, batch: Batch) -> None:
+    credential = run.blogger.credential
+    try:
+        api_key = reveal(credential)
+    except DecryptError:
+        raise AiAccountError.make("credential_unreadable") from None
+    client = build_client(api_key, credential.company_name)
+    del api_key
+    try:
+        clock = time.perf_counter()
+        company = client.get_company()
+        remember_master_data(credential, company)
+        preflight(batch.tally, company, fresh_documents=_fresh_documents(run, batch))
+        batch.timings["preflight"] = round(time.perf_counter() - clock, 4)
+        clock = time.perf_counter()
+        imports = []
+        for chunk in batch.chunks:
+            result = client.upload(batch.kind, chunk.data(), chunk.idempotency_key)
+            run.created_count += result.created
+            run.skipped_count += result.skipped_duplicates
+            run.changed_count += result.changed
+            run.import_id, run.import_url = result.import_id, result.url
+            imports.append({"import_id": result.import_id, "created": result.created,
+                            "skipped": result.skipped_duplicates, "changed": result.changed,
+                            "changed_documents": [d.number for d in result.changed_documents][:50]})
+            _beat(run)
+        batch.timings["upload"] = round(time.perf_counter() - clock, 4)
+        batch.timings["imports"] = imports  # type: ignore[assignment]
+    finally:
+        client.close()
+
+
+def _fresh_documents(run: SyncRun, batch: Batch) -> int | None:
+    """A re-push of a range that already succeeded mostly skips duplicates, which use no quota:
+    leave that to AiAccount's exact count instead of failing the pre-flight."""
+    earlier = db.session.query(SyncRun.id).filter(
+        SyncRun.blogger_id == run.blogger_id, SyncRun.sync_type == run.sync_type,
+        SyncRun.status == "succeeded", SyncRun.start_date <= run.end_date, SyncRun.end_date >= run.start_date,
+    ).first()
+    return 0 if earlier else None
+
+
+def _explain(error: AiAccountError, sync_type: str) -> AiAccountError:
+    """Give row errors that all say 'reference not found' the fix a user can act on."""
+    details = error.details if isinstance(error.details, list) else []
+    if error.code == "validation_failed" and details and all(
+            isinstance(d, dict) and d.get("code") == "reference_not_found" for d in details):
+        first = "pos_invoice" if sync_type == "pos_receipt" else "kol_bill"
+        return AiAccountError.make("reference_missing", _TYPE_LABELS.get(first, first),
+                                   details=details, http_status=error.http_status)
+    return error
+
+
+_TYPE_LABELS = {"pos_invoice": "POS Sales Invoice", "pos_receipt": "POS Sales Receipt",
+                "kol_bill": "KOL Bill", "kol_payment": "KOL Payment"}
+
+
+def _record_error(run: SyncRun, error: AiAccountError) -> None:
+    run.error_code = error.code
+    run.error_message = (error.reason_en if not error.message else f"{error.reason_en}: {error.message}")[:500]
+    run.error_hint = error.fix_en[:500]
+    run.error_detail = json.dumps(error.to_dict(), default=str, ensure_ascii=False)
+
+
+def _finish(run: SyncRun, status: str, batch: Batch, started: float) -> None:
+    run.status = status
+    run.finished_at = utcnow()
+    timings = dict(batch.timings, total=round(time.perf_counter() - started, 4))
+    run.phase_timings = json.dumps(timings)
+    problems = batch.tally.problems
+    if problems:
+        run.error_detail = json.dumps({"problems": [p.__dict__ for p in problems[:200]],
+                                       "problem_count": len(problems)}, ensure_ascii=False)
+    _audit(run, {"problems": len(problems)})
+    db.session.commit()
+    log.info("sync run %s %s: %s documents, %s created, %s skipped, %s changed", run.id, status,
+             run.row_count, run.created_count, run.skipped_count, run.changed_count)
+
+
+def _fail(run: SyncRun | None, error: AiAccountError, batch: Batch | None, started: float) -> None:
+    if run is None:
+        return
+    _record_error(run, error)
+    run.status = "failed"
+    run.finished_at = utcnow()
+    timings: dict[str, Any] = dict(batch.timings) if batch else {}
+    timings["total"] = round(time.perf_counter() - started, 4)
+    run.phase_timings = json.dumps(timings)
+    _audit(run, {"error_code": error.code, "error": run.error_message})
+    db.session.commit()
+    log.warning("sync run %s failed: %s", run.id, error.code)
+
+
+def _audit(run: SyncRun, extra: dict[str, Any]) -> None:
+    audit.record(
+        "aiaccount_push", f"sync_{run.status}", entity_id=run.id, blogger_id=run.blogger_id,
+        actor=run.triggered_by, actor_label="auto-push" if run.trigger == "auto_push" else None,
+        details={"type": run.sync_type, "kind": SYNC_TYPE_KINDS[run.sync_type],
+                 "start": run.start_date, "end": run.end_date, "trigger": run.trigger,
+                 "documents": run.row_count, "created": run.created_count, "skipped": run.skipped_count,
+                 "changed": run.changed_count, "import_id": run.import_id, **extra},
+    )

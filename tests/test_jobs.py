@@ -1,0 +1,197 @@
+"""The sync engine end to end: real Redis queue, RQ SimpleWorker, the simulator over HTTP."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from portal.credentials import set_credential
+from portal.extensions import db
+from portal.jobs import execute_run
+from portal.models import AuditLog, SyncRun
+from portal.queue import get_queue
+from portal.syncs import SyncRequestError, request_sync
+from tests.plugin_simulator import HEALTHY, NO_SGD, NO_SST
+
+MYT = timezone(timedelta(hours=8))
+DAY = date(2026, 5, 14)
+
+
+@pytest.fixture
+def app_overrides(simulator):
+    return {"AIACCOUNT_BASE_URL": simulator.url, "AIACCOUNT_TIMEOUT": 3, "AIACCOUNT_MAX_RETRIES": 1}
+
+
+def myt(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=MYT).astimezone(timezone.utc)
+
+
+def connected_blogger(factories, company=HEALTHY, **kw):
+    blogger = factories.make_blogger(**kw)
+    set_credential(blogger, company.name, company.key, actor=None)
+    db.session.commit()
+    return blogger
+
+
+def work(redis_conn):
+    SimpleWorker([get_queue()], connection=redis_conn).work(burst=True)
+
+
+def sync(blogger, sync_type, start=DAY, end=DAY):
+    run, created = request_sync(blogger, sync_type, start, end)
+    assert created
+    return run.id
+
+
+def test_pos_invoice_then_receipt_push_through_the_queue(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories, sst_rate="10")
+    # Per-line tax: 0.505 → 0.51 twice = 1.02 (not 1.01 on the sum); total 11.12, cash rounds to 11.10.
+    factories.make_sale(blogger, myt(DAY, 23, 30), [("1", "5.55", "0.50"), ("1", "5.05", "0")],
+                        payments=[{"method": "cash", "amount": "11.10", "amount_received": "20.00",
+                                   "change_amount": "8.90"}])
+    factories.make_sale(blogger, myt(DAY, 10), [("1", "100.00", "0")],
+                        payments=[{"method": "tng", "amount": "60.00", "reference_no": "TNG1"},
+                                  {"method": "card", "amount": "50.00", "reference_no": "C1"}])
+    factories.make_sale(blogger, myt(DAY + timedelta(days=1), 0, 5))  # the 15th: out of range
+    db.session.commit()
+
+    run_id = sync(blogger, "pos_invoice")
+    assert db.session.get(SyncRun, run_id).status == "queued"
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    assert run.status == "succeeded", run.error_message
+    assert (run.row_count, run.created_count, run.skipped_count) == (2, 2, 0)
+    assert str(run.total_amount) == "121.12"
+    invoices = sim.documents(HEALTHY, "sales-invoice")
+    assert sorted(d["total"] for d in invoices) == ["11.12", "110.00"]
+
+    receipt_id = sync(blogger, "pos_receipt")
+    work(redis_conn)
+    receipt = db.session.get(SyncRun, receipt_id)
+    assert receipt.status == "succeeded", receipt.error_message
+    receipts = {d["number"]: d for d in sim.documents(HEALTHY, "sales-receipt")}
+    assert set(receipts) == {f"RCPT-{n}" for n in _receipt_numbers(blogger)}
+    assert all(d["copies"] == 1 for d in receipts.values())
+    assert sorted(d["total"] for d in receipts.values()) == ["11.12", "110.00"]  # cash 11.10 + rounding 0.02
+    audit = db.session.scalars(select(AuditLog).where(AuditLog.entity_type == "aiaccount_push")).all()
+    assert [a.action for a in audit] == ["sync_succeeded", "sync_succeeded"]
+
+
+def _receipt_numbers(blogger):
+    from portal.models import PosTransaction
+
+    return [t.receipt_no for t in db.session.scalars(select(PosTransaction).where(
+        PosTransaction.blogger_id == blogger.id, PosTransaction.created_at < myt(DAY + timedelta(days=1), 0)))]
+
+
+def test_repush_reports_every_row_as_skipped(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories)
+    for hour in (9, 10, 11):
+        factories.make_sale(blogger, myt(DAY, hour))
+    db.session.commit()
+    first = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    second = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    run = db.session.get(SyncRun, second)
+    assert run.status == "succeeded"
+    assert (run.row_count, run.created_count, run.skipped_count) == (3, 0, 3)
+    assert len(sim.documents(HEALTHY, "sales-invoice")) == 3
+    assert db.session.get(SyncRun, first).created_count == 3
+
+
+def test_missing_tax_code_fails_red_with_fix_without_uploading(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories, NO_SST, sst_rate="10")
+    factories.make_sale(blogger, myt(DAY, 12))
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    assert run.status == "failed"
+    assert run.error_code == "tax_code_missing"
+    assert "MY-SALES10" in run.error_hint and "Tax Codes" in run.error_hint
+    assert not [r for r in sim.requests_log() if r["path"].startswith("/api/v1/imports")]
+
+
+def test_currency_not_enabled_is_caught_by_preflight(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories, NO_SGD, currency="SGD")
+    factories.make_sale(blogger, myt(DAY, 12))
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    assert (run.status, run.error_code) == ("failed", "currency_not_enabled")
+    assert "SGD" in run.error_hint
+
+
+def test_no_data_is_not_a_failure(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories)
+    run_id = sync(blogger, "kol_payment")
+    work(redis_conn)
+    assert db.session.get(SyncRun, run_id).status == "no_data"
+
+
+def test_second_sync_while_queued_returns_the_same_run(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories)
+    run, created = request_sync(blogger, "pos_invoice", DAY, DAY)
+    again, created_again = request_sync(blogger, "pos_invoice", DAY, DAY)
+    assert created and not created_again and again.id == run.id
+    assert get_queue().count == 1
+    job = get_queue().jobs[0]
+    assert job.args == (run.id,) and job.kwargs == {}  # ids only, never a key
+
+
+@pytest.mark.parametrize("start,end,code", [
+    (DAY, DAY - timedelta(days=1), "reversed_dates"),
+    (DAY - timedelta(days=400), DAY, "range_too_long"),
+    (DAY, date.today() + timedelta(days=5), "future_dates"),
+])
+def test_bad_ranges_enqueue_nothing(app_ctx, factories, redis_conn, start, end, code):
+    blogger = connected_blogger(factories)
+    with pytest.raises(SyncRequestError) as info:
+        request_sync(blogger, "pos_invoice", start, end)
+    assert info.value.code == code
+    assert get_queue().count == 0 and db.session.scalar(select(SyncRun)) is None
+
+
+def test_unknown_type_and_missing_credentials_or_settings(app_ctx, factories, redis_conn):
+    blogger = factories.make_blogger()
+    with pytest.raises(SyncRequestError, match="not connected"):
+        request_sync(blogger, "pos_invoice", DAY, DAY)
+    connected = connected_blogger(factories, settings=False)
+    with pytest.raises(SyncRequestError) as info:
+        request_sync(connected, "pos_invoice", DAY, DAY)
+    assert info.value.code == "settings_missing"
+    with pytest.raises(SyncRequestError) as info:
+        request_sync(connected, "orders", DAY, DAY)
+    assert info.value.code == "unknown_type"
+    assert get_queue().count == 0
+
+
+def test_finished_run_is_never_pushed_again(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories)
+    factories.make_sale(blogger, myt(DAY, 9))
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    requests_before = len(sim.requests_log())
+    assert execute_run(run_id) == "succeeded"  # e.g. RQ re-running an 'abandoned' job
+    assert len(sim.requests_log()) == requests_before
+
+
+def test_phase_timings_and_audit_details_are_recorded(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories)
+    factories.make_sale(blogger, myt(DAY, 9))
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    timings = json.loads(run.phase_timings)
+    assert {"query", "build", "xlsx", "preflight", "upload", "total"} <= set(timings)
+    entry = db.session.scalar(select(AuditLog).where(AuditLog.entity_type == "aiaccount_push"))
+    details = json.loads(entry.details)
+    assert details["created"] == 1 and details["type"] == "pos_invoice"
+    assert HEALTHY.key not in entry.details
