@@ -11,7 +11,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager
+from wtforms import SelectChoice
 
 from . import audit, connections, credentials
 from .auth import admin_required, get_blogger_or_404
@@ -61,8 +62,8 @@ def index():
         select(Blogger)
         .join(Blogger.user)
         .outerjoin(Blogger.credential)
-        .options(contains_eager(Blogger.user), contains_eager(Blogger.credential),
-                 selectinload(Blogger.credential).selectinload(AiAccountCredential.set_by))
+        .options(contains_eager(Blogger.user),
+                 contains_eager(Blogger.credential).selectinload(AiAccountCredential.set_by))
         .order_by(Blogger.shop_name, Blogger.id)
     )
     if q:
@@ -149,8 +150,8 @@ def audit_log():
     bloggers = db.session.scalars(select(Blogger).order_by(Blogger.shop_name, Blogger.id)).all()
     types = db.session.scalars(select(AuditLog.entity_type).distinct().order_by(AuditLog.entity_type)).all()
     form = AuditFilterForm(request.args)
-    form.blogger.choices = [("", _("All bloggers")), *((str(b.id), b.shop_name) for b in bloggers)]
-    form.entity_type.choices = [("", _("All types")), *((t, t) for t in types)]
+    form.blogger.choices = [SelectChoice("", _("All bloggers")), *(SelectChoice(str(b.id), b.shop_name) for b in bloggers)]
+    form.entity_type.choices = [SelectChoice("", _("All types")), *map(SelectChoice, types)]
     shops = {b.id: b.shop_name for b in bloggers}
     if not form.validate():
         return render_template("admin/audit.html", form=form, page=None, shops=shops), 400

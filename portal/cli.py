@@ -104,3 +104,83 @@ def rotate_keys_command() -> None:
         db.session.rollback()
         raise click.ClickException(f"Nothing changed: {exc}") from None
     click.echo("Rotated {rotated} of {total} credentials ({already_current} already on the newest key)".format(**counts))
+
+
+def _run_json(run) -> dict:
+    return {
+        "run_id": run.id, "status": run.status, "type": run.sync_type,
+        "start": run.start_date.isoformat(), "end": run.end_date.isoformat(),
+        "rows": run.row_count, "lines": run.line_count, "created": run.created_count,
+        "skipped": run.skipped_count, "changed": run.changed_count,
+        "total": None if run.total_amount is None else str(run.total_amount),
+        "error_code": run.error_code, "error": run.error_message, "fix": run.error_hint,
+        "import_id": run.import_id,
+    }
+
+
+@aiaccount_cli.command("sync")
+@click.option("--blogger", "blogger_id", type=int, required=True)
+@click.option("--type", "sync_type", type=click.Choice(["pos_invoice", "pos_receipt", "kol_bill", "kol_payment"]),
+              required=True)
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="YYYY-MM-DD (MYT day)")
+@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="YYYY-MM-DD (MYT day)")
+@click.option("--dry-run", is_flag=True, help="Build and pre-flight against AiAccount; upload nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
+def sync_command(blogger_id: int, sync_type: str, start, end, dry_run: bool, as_json: bool) -> None:
+    """Run one sync in this process with the same job code the worker runs."""
+    import json
+
+    from .aiaccount import AiAccountError
+    from .jobs import dry_run as build_dry_run
+    from .jobs import execute_run
+    from .models import Blogger
+    from .syncs import SyncRequestError, request_sync, validate_request
+
+    blogger = db.session.get(Blogger, blogger_id)
+    if blogger is None:
+        raise click.ClickException(f"No blogger with id {blogger_id}")
+    start, end = start.date(), end.date()
+    try:
+        if dry_run:
+            validate_request(blogger, sync_type, start, end)
+            try:
+                result = build_dry_run(sync_type, blogger.id, start, end)
+            except AiAccountError as error:
+                result = {"status": "failed", "error_code": error.code, "error": error.reason_en, "fix": error.fix_en}
+        else:
+            run, created = request_sync(blogger, sync_type, start, end, trigger="cli", enqueue=False)
+            if not created:
+                raise click.ClickException(f"Run {run.id} of this type is already {run.status}; wait for it")
+            execute_run(run.id)
+            db.session.refresh(run)
+            result = _run_json(run)
+    except SyncRequestError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            if value not in (None, [], ""):
+                click.echo(f"{key}: {value}")
+    if result["status"] == "failed":
+        sys.exit(1)
+
+
+@aiaccount_cli.command("autopush")
+def autopush_command() -> None:
+    """Run the hourly auto-push check now: enqueue the chains of every blogger that is due."""
+    from .autopush import enqueue_due
+
+    due = enqueue_due()
+    click.echo(f"Enqueued auto-push for {len(due)} blogger(s)")
+    for item in due:
+        click.echo(f"  blogger {item.blogger_id}: {item.start} → {item.end}")
+
+
+@aiaccount_cli.command("reap")
+def reap_command() -> None:
+    """Fail runs whose worker died and re-enqueue runs the queue lost (rq cron does this every minute)."""
+    from .syncs import reap_stale_runs
+
+    counts = reap_stale_runs()
+    click.echo(f"Marked {counts['failed']} stale run(s) failed, re-enqueued {counts['requeued']}")

@@ -72,6 +72,8 @@ def validate_sync_type(value: str) -> str:
 # --- super admin forms ---
 from operator import attrgetter  # noqa: E402 - kept with the admin forms they serve
 
+from wtforms import SelectChoice  # noqa: E402
+
 from .aiaccount import AiAccountError, Company  # noqa: E402
 from .connections import error_texts  # noqa: E402
 from .credentials import clean_api_key  # noqa: E402
@@ -171,20 +173,20 @@ class SettingsForm(FlaskForm):
                                    validators=[DataRequired(), Length(max=120)])
     auto_push_enabled = BooleanField(_l("Auto-push yesterday's data every day"))
     auto_push_hour = SelectField(_l("Auto-push hour (MYT)"), coerce=int,
-                                 choices=[(hour, f"{hour:02d}:00") for hour in range(24)])
+                                 choices=[SelectChoice(hour, f"{hour:02d}:00") for hour in range(24)])
 
 
-def master_choices(company: Company) -> dict[str, list[tuple[str, str]]]:
-    """(value, label) choices per settings field from the company's AiAccount master data."""
-    tax_codes = [(code, f"{code} ({rate}%)") for code, rate in sorted(company.tax_codes.items())]
+def master_choices(company: Company) -> dict[str, list[SelectChoice]]:
+    """Choices per settings field from the company's AiAccount master data."""
+    tax_codes = [SelectChoice(code, f"{code} ({rate}%)") for code, rate in sorted(company.tax_codes.items())]
     accounts = sorted(company.accounts.values(), key=attrgetter("number"))
     choices = {
-        "currency": [(code, code) for code in sorted(company.currencies)],
+        "currency": [SelectChoice(code) for code in sorted(company.currencies)],
         "tax_code_none": tax_codes,
         "tax_code_sst": tax_codes,
     }
     for name, uses in ACCOUNT_USES.items():
-        choices[name] = [(a.number, f"{a.number} — {a.name}") for a in accounts
+        choices[name] = [SelectChoice(a.number, f"{a.number} — {a.name}") for a in accounts
                          if any(getattr(a, use) for use in uses)]
     return choices
 
@@ -226,10 +228,10 @@ class CompanySettingsForm(SettingsForm):
         self.allowed = {}
         for name, choices in master_choices(company).items():
             field = self[name]
-            self.allowed[name] = {value for value, _label in choices}
+            self.allowed[name] = {choice.value for choice in choices}
             if field.data and field.data not in self.allowed[name]:
                 # Keep a saved value the company lacks visible (and refused) instead of silently replacing it.
-                choices = [*choices, (field.data, _l("%(value)s (not in AiAccount)", value=field.data))]
+                choices = [*choices, SelectChoice(field.data, _l("%(value)s (not in AiAccount)", value=field.data))]
             field.choices = choices
 
 

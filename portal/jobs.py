@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -52,6 +52,67 @@ def run_sync(run_id: int) -> str:
     app = _app()
     with app.app_context():
         return execute_run(run_id, retries_left=retries_left)
+
+
+def autopush_tick() -> int:
+    """Hourly (rq cron): enqueue the auto-push chain of every blogger that is due."""
+    from .autopush import enqueue_due
+
+    with _app().app_context():
+        return len(enqueue_due())
+
+
+def autopush_blogger(blogger_id: int, start: str, end: str) -> str:
+    """One blogger's auto-push chain: the four types in order (see portal/autopush.py)."""
+    from .autopush import ChainBusy, run_chain
+
+    job = get_current_job()
+    retries_left = (job.retries_left or 0) if job is not None else 0
+    with _app().app_context():
+        try:
+            return run_chain(blogger_id, date.fromisoformat(start), date.fromisoformat(end),
+                             execute=lambda run_id: execute_run(run_id, retries_left=retries_left))
+        except ChainBusy:
+            if retries_left > 0:
+                raise
+            log.warning("auto-push for blogger %s gave up: a user's sync kept the type busy", blogger_id)
+            return "busy"
+
+
+def reap_stale() -> dict[str, int]:
+    """Every minute (rq cron): fail runs whose worker died, re-enqueue runs the queue lost."""
+    from .syncs import reap_stale_runs
+
+    with _app().app_context():
+        return reap_stale_runs()
+
+
+def dry_run(run_sync_type: str, blogger_id: int, start: date, end: date) -> dict[str, Any]:
+    """Build and pre-flight against the live company, upload nothing (CLI --dry-run)."""
+    from .models import Blogger
+
+    blogger = db.session.get(Blogger, blogger_id)
+    if blogger.credential is None:
+        raise AiAccountError.make("not_connected")
+    if blogger.settings is None:
+        raise AiAccountError.make("settings_missing")
+    batch = build_batch(run_sync_type, blogger_id, start, end, Mapping.from_settings(blogger.settings))
+    try:
+        try:
+            api_key = reveal(blogger.credential)
+        except DecryptError:
+            raise AiAccountError.make("credential_unreadable") from None
+        client = build_client(api_key, blogger.credential.company_name)
+        del api_key
+        try:
+            preflight(batch.tally, client.get_company())
+        finally:
+            client.close()
+        tally = batch.tally
+        return {"status": "dry_run", "documents": tally.documents, "lines": tally.lines, "total": str(tally.total),
+                "chunks": len(batch.chunks), "problems": [p.__dict__ for p in tally.problems]}
+    finally:
+        batch.close()
 
 
 def execute_run(run_id: int, *, retries_left: int = 0) -> str:

@@ -1,0 +1,136 @@
+"""The pure builders: NS16 rows in, template lines out (no database, no HTTP)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal as D
+from types import SimpleNamespace
+
+import pytest
+
+from portal.documents import Mapping, Tally, build_bills, build_invoices, build_payments, build_receipts
+from portal.preflight import preflight
+
+MYT = timezone(timedelta(hours=8))
+M = Mapping()
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 5, day, hour, minute, tzinfo=MYT).astimezone(timezone.utc)
+
+
+def item_row(txn_id=1, receipt="POS2026051400001", qty="1", price="10.00", discount="0", total=None,
+             created=None, member=None, original=None, rate="0", currency="MYR", item_id=1, line_total=None):
+    qty_d, price_d, disc_d = D(qty), D(price), D(discount)
+    amount = (qty_d * price_d - disc_d).quantize(D("0.01"))
+    return SimpleNamespace(txn_id=txn_id, receipt_no=receipt, created_at=created or at(14, 12), member_name=member,
+                           status="paid", total=D(total) if total else None, tax_amount=D("0"),
+                           original_receipt_no=original, currency=currency, sst_rate=D(rate), item_id=item_id,
+                           product_name="Lipstick", sku="LIP-01", qty=qty_d, unit_price=price_d, discount=disc_d,
+                           line_total=D(line_total) if line_total else amount)
+
+
+def test_invoice_per_transaction_with_per_line_tax_and_myt_date():
+    rows = [item_row(qty="1", price="5.55", discount="0.50", rate="10", total="11.12", created=at(14, 23, 30)),
+            item_row(qty="1", price="5.05", rate="10", total="11.12", item_id=2, created=at(14, 23, 30))]
+    tally = Tally()
+    [doc] = list(build_invoices(rows, M, tally))
+    assert [line.tax_amount for line in doc] == [D("0.51"), D("0.51")]
+    assert {line.tax_code for line in doc} == {"MY-SALES10"}
+    assert doc[0].doc_date == date(2026, 5, 14)  # 23:30 MYT is still the 14th (15:30 UTC)
+    assert doc[0].customer == "Walk-in Customer" and doc[0].doc_type == "Invoice"
+    assert tally.total == D("11.12") and tally.documents == 1 and tally.lines == 2
+
+
+def test_refund_becomes_a_credit_note_referencing_the_original():
+    rows = [item_row(receipt="POS2026051600002", qty="-1", price="10.00", total="-10.00",
+                     original="POS2026051400001", member="Tan Mei Ling")]
+    [doc] = list(build_invoices(rows, M, Tally()))
+    assert doc[0].doc_type == "Credit Note" and doc[0].original_doc_no == "POS2026051400001"
+    assert doc[0].line_amount == D("-10.00") and doc[0].customer == "Tan Mei Ling"
+
+
+def test_bad_source_rows_are_named_by_receipt_and_the_rest_is_built():
+    rows = [item_row(txn_id=1, receipt="POS2026051400001", qty="-2", total="-20.00"),
+            item_row(txn_id=2, receipt="POS2026051400002", total="10.00"),
+            SimpleNamespace(**{**item_row(txn_id=3, receipt="POS2026051400003").__dict__, "unit_price": None})]
+    tally = Tally()
+    docs = list(build_invoices(rows, M, tally))
+    assert [d[0].doc_no for d in docs] == ["POS2026051400002"]
+    assert [p.reference for p in tally.problems] == ["POS2026051400001", "POS2026051400003"]
+    assert "quantity -2" in tally.problems[0].message
+
+
+def pay_row(method, amount, received=None, change=None, total="11.12", refund_of=None, payment_id=1, ref=None):
+    return SimpleNamespace(txn_id=1, receipt_no="POS2026051400001", paid_at=at(14, 12), member_name=None,
+                           total=D(total), refund_of_id=refund_of, currency="MYR", has_bad_items=False,
+                           payment_id=payment_id, method=method, amount=D(amount),
+                           amount_received=D(received) if received else None,
+                           change_amount=D(change) if change else None, reference_no=ref)
+
+
+def test_receipt_counts_cash_kept_and_posts_rounding_line():
+    tally = Tally()
+    [doc] = list(build_receipts([pay_row("cash", "11.10", "20.00", "8.90")], M, tally))
+    assert [(line.payment_method, line.account, line.amount) for line in doc] == [
+        ("cash", "12100", D("11.10")), ("rounding", "40000", D("0.02"))]
+    assert doc[0].receipt_no == "RCPT-POS2026051400001" and doc[0].invoice_no == "POS2026051400001"
+    assert sum(line.amount for line in doc) == D("11.12")
+    assert ("40000", "rounding") in tally.accounts
+
+
+def test_multi_method_receipt_has_a_line_per_method_with_references():
+    rows = [pay_row("tng", "60.00", total="110.00", ref="TNG1"), pay_row("card", "50.00", total="110.00",
+                                                                         payment_id=2, ref="C1")]
+    [doc] = list(build_receipts(rows, M, Tally()))
+    assert [(line.payment_method, line.account, line.reference) for line in doc] == [
+        ("tng", "12200", "TNG1"), ("card", "12500", "C1")]
+
+
+def test_refund_receipt_is_negative_and_non_cash_mismatch_is_a_problem():
+    [doc] = list(build_receipts([pay_row("card", "-10.00", total="-10.00", refund_of=7)], M, Tally()))
+    assert doc[0].doc_type == "Refund" and doc[0].receipt_no == "RFND-POS2026051400001"
+    assert doc[0].amount == D("-10.00")
+    tally = Tally()
+    assert list(build_receipts([pay_row("card", "11.00")], M, tally)) == []
+    assert "payments add up to 11.00" in tally.problems[0].message
+
+
+def settlement(period="2026-04", sales="12345.60", rate="10.00", commission="1234.56", paid_at=None):
+    return SimpleNamespace(settlement_id=1, period=period, product_sales=D(sales), rate_snapshot=D(rate),
+                           commission=D(commission), settled_date=date(2026, 5, 3), kol_code="K001",
+                           kol_name="Farah Beauty", paid_at=paid_at, payment_reference="IBG1")
+
+
+def test_kol_bill_and_payment():
+    [bill] = list(build_bills([settlement()], M, Tally()))
+    assert bill[0].bill_no == "KOL-2026-04-K001" and bill[0].supplier == "Farah Beauty"
+    assert bill[0].description == "Commission 2026-04: 10% of MYR 12,345.60"
+    assert (bill[0].account, bill[0].tax_code, bill[0].amount) == ("61001", "NT", D("1234.56"))
+    [pay] = list(build_payments([settlement(paid_at=at(6, 23, 59))], M, Tally()))
+    assert pay[0].bill_no == "KOL-2026-04-K001" and pay[0].account == "12000"
+    assert pay[0].payment_date == date(2026, 5, 6) and pay[0].reference == "IBG1"
+
+
+def test_preflight_names_what_to_fix():
+    from portal.aiaccount import Account, AiAccountError, Company
+
+    company = Company(name="X", home_currency="MYR", currencies=frozenset({"MYR"}), tax_codes={"NT": D("0")},
+                      accounts={"40000": Account("40000", "Sales", True, False, False, False)},
+                      incorporation_date=date(2020, 1, 1), locked_until=date(2026, 4, 30), plan="trial",
+                      quota_used=99, quota_limit=100, import_history_url="http://x/")
+    tally = Tally()
+    list(build_invoices([item_row(rate="10", total="11.00")], M, tally))
+    with pytest.raises(AiAccountError) as missing:
+        preflight(tally, company)
+    assert missing.value.code == "tax_code_missing" and "MY-SALES10" in missing.value.fix_en
+    tally.tax_codes = {"NT"}
+    tally.first_date = date(2026, 4, 30)
+    with pytest.raises(AiAccountError) as locked:
+        preflight(tally, company)
+    assert locked.value.code == "period_locked" and "2026-04-30" in locked.value.fix_en
+    tally.first_date = date(2026, 5, 14)
+    tally.documents = 2
+    with pytest.raises(AiAccountError) as quota:
+        preflight(tally, company)
+    assert quota.value.code == "quota_exceeded"
+    preflight(tally, company, fresh_documents=0)  # a re-push uses no quota: AiAccount counts exactly
