@@ -189,7 +189,7 @@ def _settings_form(blogger: Blogger, **kwargs) -> SettingsForm:
 def _blogger_page(blogger: Blogger, credential_form: CredentialForm | None = None,
                   settings_form: SettingsForm | None = None, status: int = 200):
     # formdata=None: the form that was not posted must not read the other form's fields.
-    credential_form = credential_form or CredentialForm(formdata=None)
+    credential_form = credential_form or CredentialForm(formdata=None, obj=blogger.credential)
     settings_form = settings_form or _settings_form(blogger, formdata=None)
     return render_template("admin/blogger.html", blogger=blogger, credential=blogger.credential,
                            credential_form=credential_form, settings_form=settings_form,
