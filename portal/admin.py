@@ -150,7 +150,8 @@ def audit_log():
     bloggers = db.session.scalars(select(Blogger).order_by(Blogger.shop_name, Blogger.id)).all()
     types = db.session.scalars(select(AuditLog.entity_type).distinct().order_by(AuditLog.entity_type)).all()
     form = AuditFilterForm(request.args)
-    form.blogger.choices = [SelectChoice("", _("All bloggers")), *(SelectChoice(str(b.id), b.shop_name) for b in bloggers)]
+    form.blogger.choices = [SelectChoice("", _("All bloggers")),
+                            *(SelectChoice(str(b.id), b.shop_name) for b in bloggers)]
     form.entity_type.choices = [SelectChoice("", _("All types")), *map(SelectChoice, types)]
     shops = {b.id: b.shop_name for b in bloggers}
     if not form.validate():

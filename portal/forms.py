@@ -150,7 +150,8 @@ def _code_field(name: str) -> StringField:
 
 def _account_field(name: str) -> StringField:
     return StringField(_LABELS[name], filters=[_strip], validators=[
-        DataRequired(), Regexp(ACCOUNT_PATTERN, message=_l("An account number: letters, digits and '-', at most 20."))])
+        DataRequired(),
+        Regexp(ACCOUNT_PATTERN, message=_l("An account number: letters, digits and '-', at most 20."))])
 
 
 class SettingsForm(FlaskForm):
@@ -231,7 +232,8 @@ class CompanySettingsForm(SettingsForm):
             self.allowed[name] = {choice.value for choice in choices}
             if field.data and field.data not in self.allowed[name]:
                 # Keep a saved value the company lacks visible (and refused) instead of silently replacing it.
-                choices = [*choices, SelectChoice(field.data, _l("%(value)s (not in AiAccount)", value=field.data))]
+                missing = _l("%(value)s (not in AiAccount)", value=field.data)
+                choices = [*choices, SelectChoice(field.data, missing)]
             field.choices = choices
 
 

@@ -42,7 +42,7 @@ def work(redis_conn):
 
 def sync(blogger, sync_type, start=DAY, end=DAY):
     run, created = request_sync(blogger, sync_type, start, end)
-    assert created
+    assert created, (run.status, run.error_code, run.error_message, run.attempts)
     return run.id
 
 
