@@ -60,6 +60,7 @@ class Config:
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
     LANGUAGES = ("en", "zh")
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
     MAIL_PORT = _int("MAIL_PORT", 25)
     MAIL_FROM = os.environ.get("MAIL_FROM", "aiaccount-sync@ns16.test")
