@@ -195,3 +195,49 @@ def test_phase_timings_and_audit_details_are_recorded(app_ctx, factories, sim, r
     details = json.loads(entry.details)
     assert details["created"] == 1 and details["type"] == "pos_invoice"
     assert HEALTHY.key not in entry.details
+
+
+def test_sync_reads_only_own_source_tables_never_orders_or_platform_settlements(app_ctx, factories, sim,
+                                                                                  redis_conn):
+    from decimal import Decimal
+
+    from sqlalchemy import event
+
+    from portal.models import BloggerSettlement, Order
+
+    blogger = connected_blogger(factories)
+    other = connected_blogger(factories)
+    factories.make_sale(blogger, myt(DAY, 9), receipt_no="POS2026051400001")
+    factories.make_sale(other, myt(DAY, 9), receipt_no="POS2026051400001")  # same number, other blogger
+    kol = factories.make_kol(blogger)
+    factories.make_settlement(kol, "2026-04", "500.00", DAY, paid_at=myt(DAY, 16))
+    db.session.add_all([Order(blogger_id=blogger.id, order_no="EC1", total=Decimal("99.00"), created_at=myt(DAY, 9)),
+                        BloggerSettlement(blogger_id=blogger.id, period="2026-04", amount=Decimal("12.00"))])
+    db.session.commit()
+    statements = []
+    listener = lambda conn, cursor, statement, *a: statements.append(statement.lower())  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        for sync_type in ("pos_invoice", "pos_receipt", "kol_bill", "kol_payment"):
+            sync(blogger, sync_type)
+            work(redis_conn)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    runs = db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
+    assert [(r.status, r.created_count) for r in runs] == [("succeeded", 1)] * 4
+    assert statements and not [s for s in statements if "orders" in s or "blogger_settlements" in s]
+    docs = sim.documents(HEALTHY)
+    assert {d["kind"] for d in docs} == {"sales-invoice", "sales-receipt", "expense-bill", "expense-payment"}
+    assert len(docs) == 4  # the other blogger's sale (same receipt number) was not pushed
+
+
+def test_sale_at_2330_myt_on_the_14th_is_counted_on_the_14th(app_ctx, factories, sim, redis_conn):
+    blogger = connected_blogger(factories)
+    factories.make_sale(blogger, myt(DAY, 23, 30))          # 15:30 UTC on the 14th
+    factories.make_sale(blogger, myt(DAY - timedelta(days=1), 23, 59))  # the 13th
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    assert db.session.get(SyncRun, run_id).row_count == 1
+    [doc] = sim.documents(HEALTHY, "sales-invoice")
+    assert doc["date"] == DAY.isoformat()
