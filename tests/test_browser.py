@@ -1,0 +1,235 @@
+"""The blogger page in a real browser against the real stack.
+
+gunicorn (2 workers) serves the portal on a migrated and seeded SQLite file, a real ``rq worker``
+process runs the jobs, the simulator answers as AiAccount. Debian's Chromium is driven through
+Playwright (never ``playwright install``). Screenshots of the main states go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from redis import Redis
+
+from config import TestConfig
+from portal.timeutil import myt_today
+from tests.plugin_simulator import ROOT, free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+PAGE = "/finance/aiaccount-sync/"
+VENV_BIN = Path(sys.executable).parent
+SEED_DAYS = 40
+
+
+@dataclass
+class Stack:
+    url: str
+    env: dict[str, str]
+
+
+def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited early:\n{log.read_text()}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(simulator, tmp_path_factory) -> Iterator[Stack]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    workdir = tmp_path_factory.mktemp("stack")
+    queue = f"aiaccount-browser-{os.getpid()}"
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite'}",
+        "REDIS_URL": REDIS_URL,
+        "RQ_QUEUE": queue,
+        "AIACCOUNT_BASE_URL": simulator.url,
+        "AIACCOUNT_MASTER_KEYS": TestConfig.AIACCOUNT_MASTER_KEYS,
+        "SECRET_KEY": "browser-test-secret",
+        "PYTHONPATH": str(ROOT),
+    }
+    simulator.reset()
+    redis = Redis.from_url(REDIS_URL)
+    redis.flushdb()
+    flask = [str(VENV_BIN / "flask"), "--app", "wsgi"]
+    for command in (["db", "upgrade"], ["seed-demo", "--days", str(SEED_DAYS)]):
+        subprocess.run([*flask, *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    port = free_port()
+    logs = {name: workdir / f"{name}.log" for name in ("portal", "worker")}
+    with logs["portal"].open("wb") as portal_log, logs["worker"].open("wb") as worker_log:
+        portal = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=portal_log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", REDIS_URL, queue],
+                                  cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", portal, logs["portal"])
+        yield Stack(f"http://127.0.0.1:{port}", env)
+    finally:
+        _stop(worker)
+        _stop(portal)
+        redis.flushdb()
+        redis.close()
+
+
+@pytest.fixture(scope="session")
+def browser(stack):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900},
+                                  accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(8000)
+    yield page
+    context.close()
+
+
+def login(page, email: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("demo1234")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{PAGE}")
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def test_sync_turns_the_pill_green_then_preview_and_download(page):
+    from playwright.sync_api import expect
+
+    login(page, "blogger1@demo.test")
+    pill = page.locator("#pill-pos_invoice")
+    expect(pill).to_contain_text("Never synced")
+    # From the first seeded day: this month's refunds credit invoices of last month.
+    page.get_by_label("Start date").fill((myt_today() - timedelta(days=SEED_DAYS)).isoformat())
+    page.get_by_role("button", name="Sync POS Sales Invoice").click()
+    expect(pill).to_contain_text(re.compile("Queued|Syncing|Last sync"), timeout=2000)
+    expect(pill).to_contain_text("Last sync", timeout=5000)
+    expect(pill).not_to_have_attribute("hx-trigger", re.compile("."))
+    assert re.search(r"Last sync \d{1,2}/\d{1,2} \d{2}:\d{2} · \d+ rows", pill.inner_text())
+    shot(page, "blogger-sync.png")
+
+    page.get_by_role("button", name="Preview POS Sales Invoice").click()
+    panel = page.locator("#preview")
+    expect(panel).to_contain_text("Preview: POS Sales Invoice")
+    expect(panel).to_contain_text("Pre-flight passed")
+    expect(panel.locator("table tbody tr")).to_have_count(10)
+    shot(page, "preview.png")
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download xlsx POS Sales Invoice").click()
+    assert re.fullmatch(r"aiaccount-sales-invoice-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.xlsx",
+                        info.value.suggested_filename)
+    assert Path(info.value.path()).read_bytes()[:2] == b"PK"
+
+    # Reversed dates: inline errors through htmx (a 422 answer swapped in), nothing queued.
+    page.get_by_label("End date").fill("2020-01-01")
+    page.get_by_role("button", name="Sync KOL Bill").click()
+    expect(page.locator("#sync-range")).to_contain_text("The end date is before the start date.")
+    expect(page.locator("#pill-kol_bill")).to_contain_text("Never synced")
+
+
+def test_missing_tax_code_turns_the_pill_red_with_the_fix(page):
+    from playwright.sync_api import expect
+
+    login(page, "blogger2@demo.test")
+    page.get_by_role("button", name="Sync POS Sales Invoice").click()
+    pill = page.locator("#pill-pos_invoice")
+    expect(pill).to_contain_text("Failed", timeout=5000)
+    expect(pill).to_contain_text("Tax code missing or disabled in AiAccount")
+    pill.get_by_text("Details and fix").click()
+    expect(pill).to_contain_text("AiAccount → Settings → Tax Codes: add MY-SALES10")
+    expect(pill.get_by_role("link", name="View Import History in AiAccount")).to_be_visible()
+    shot(page, "blogger-failed.png")
+
+
+def test_language_toggle_switches_to_chinese(page):
+    from playwright.sync_api import expect
+
+    login(page, "blogger1@demo.test")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.get_by_role("button", name="中文").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    expect(page.get_by_role("button", name="English")).to_be_visible()
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_expired_session_while_polling_goes_to_login(page, stack):
+    from playwright.sync_api import expect
+
+    _queue_a_run_that_never_ends(stack, "blogger1@demo.test", "kol_payment")
+    login(page, "blogger1@demo.test")
+    pill = page.locator("#pill-kol_payment")
+    expect(pill).to_have_attribute("hx-trigger", "every 2s")
+    page.context.clear_cookies()
+    page.wait_for_url(re.compile(r"/login\?next="), timeout=6000)
+    expect(page.get_by_role("heading", name="Sign in to NS16")).to_be_visible()
+
+
+def _queue_a_run_that_never_ends(stack: Stack, email: str, sync_type: str) -> None:
+    """A queued run whose job was never enqueued: its pill polls for as long as the test needs."""
+    from sqlalchemy import select
+
+    from config import DevelopmentConfig
+    from portal import create_app
+    from portal.extensions import db
+    from portal.models import User
+    from portal.syncs import request_sync
+
+    config = type("BrowserStackConfig", (DevelopmentConfig,), {
+        "SQLALCHEMY_DATABASE_URI": stack.env["DATABASE_URL"], "REDIS_URL": REDIS_URL,
+        "RQ_QUEUE": stack.env["RQ_QUEUE"], "AIACCOUNT_MASTER_KEYS": TestConfig.AIACCOUNT_MASTER_KEYS})
+    app = create_app(config)
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        day = myt_today() - timedelta(days=1)
+        request_sync(user.blogger, sync_type, day, day, trigger="cli", enqueue=False)
+        db.session.remove()
+        db.engine.dispose()
