@@ -14,7 +14,7 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from .models import SYNC_TYPES
 from .timeutil import myt_today
@@ -37,8 +37,10 @@ class PasswordChangeForm(FlaskForm):
 class DateRangeForm(FlaskForm):
     """Start / end dates (MYT days). Used by Sync, Preview and Download."""
 
-    start = DateField(_l("Start date"), validators=[DataRequired(message=_l("Pick a start date."))])
-    end = DateField(_l("End date"), validators=[DataRequired(message=_l("Pick an end date."))])
+    start = DateField(_l("Start date"), validators=[InputRequired(message=_l("Pick a start date."))],
+                      invalid_value_message=_l("Enter the date as YYYY-MM-DD."))
+    end = DateField(_l("End date"), validators=[InputRequired(message=_l("Pick an end date."))],
+                    invalid_value_message=_l("Enter the date as YYYY-MM-DD."))
 
     def validate_end(self, field):
         start, end = self.start.data, field.data

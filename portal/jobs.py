@@ -236,14 +236,18 @@ def _explain(error: AiAccountError, sync_type: str) -> AiAccountError:
     details = error.details if isinstance(error.details, list) else []
     if error.code == "validation_failed" and details and all(
             isinstance(d, dict) and d.get("code") == "reference_not_found" for d in details):
-        first = "pos_invoice" if sync_type == "pos_receipt" else "kol_bill"
-        return AiAccountError.make("reference_missing", _TYPE_LABELS.get(first, first),
+        return AiAccountError.make("reference_missing", _REFERENCED[sync_type],
                                    details=details, http_status=error.http_status)
     return error
 
 
-_TYPE_LABELS = {"pos_invoice": "POS Sales Invoice", "pos_receipt": "POS Sales Receipt",
-                "kol_bill": "KOL Bill", "kol_payment": "KOL Payment"}
+# What a document of each type refers to, in the words of the fix hint.
+_REFERENCED = {
+    "pos_invoice": "POS Sales Invoice for the dates of the original sales (refunds refer to them)",
+    "pos_receipt": "POS Sales Invoice for the same dates",
+    "kol_bill": "KOL Bill for the same dates",
+    "kol_payment": "KOL Bill for the settlement dates",
+}
 
 
 def _record_error(run: SyncRun, error: AiAccountError) -> None:

@@ -144,7 +144,10 @@ class _ShopBuilder:
 
     def refund(self, when: datetime) -> bool:
         """A partial refund: a new negative transaction linked to an earlier paid sale."""
-        candidates = [p for p in self.paid[-200:] if p[1]["created_at"] < when - timedelta(hours=1)]
+        # Refund sales of the same MYT month, so a month's sync holds every original its credit notes cite.
+        month = myt_date(when).replace(day=1)
+        candidates = [p for p in self.paid[-200:] if p[1]["created_at"] < when - timedelta(hours=1)
+                      and myt_date(p[1]["created_at"]).replace(day=1) == month]
         if not candidates:
             return False
         orig_id, orig, orig_items, orig_pays = self.rng.choice(candidates)

@@ -207,7 +207,7 @@ def test_failed_pill_shows_the_reason_and_the_fix(app, client, factories, sim, r
     ("2026-05-14", "2026-05-01", "The end date is before the start date."),
     ("2026-05-14", (myt_today() + timedelta(days=3)).isoformat(), "The end date is in the future."),
     ("2024-01-01", "2026-05-01", "Pick at most 366 days."),
-    ("14/05/2026", "2026-05-14", "Pick a start date."),  # unparseable: DataRequired speaks first
+    ("14/05/2026", "2026-05-14", "Enter the date as YYYY-MM-DD."),
     ("", "2026-05-14", "Pick a start date."),
 ])
 def test_bad_dates_are_inline_errors_and_nothing_is_enqueued(app, client, factories, redis_conn, start, end,

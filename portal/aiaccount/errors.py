@@ -121,8 +121,8 @@ CATALOG: dict[str, CatalogEntry] = {
         "请稍后重试；如持续出现，请联系 NS16 客服"),
     "reference_missing": CatalogEntry(
         "Documents refer to ones not yet in AiAccount", "单据引用了尚未导入 AiAccount 的单据",
-        "Sync {detail} for the same dates first, then sync this again",
-        "请先同步相同日期的 {detail}，然后再同步此项",
+        "Sync {detail} first, then sync this again",
+        "请先同步{detail}，然后再同步此项",
         422, detail_en="the invoices or bills", detail_zh="发票或账单"),
     # Raised by the portal itself around a push (same shape, so pills and logs treat them alike).
     "settings_missing": CatalogEntry(
