@@ -5,13 +5,9 @@ import logging
 
 from flask import Flask
 
-from config import Config, ProductionConfig
+from config import Config, ConfigError, ProductionConfig
 
 __all__ = ["create_app", "ConfigError"]
-
-
-class ConfigError(RuntimeError):
-    """A setting is wrong; the message names it and says what to fix."""
 
 
 def create_app(config_class: type[Config] = Config) -> Flask:
@@ -23,11 +19,13 @@ def create_app(config_class: type[Config] = Config) -> Flask:
     )
     app.config.from_object(config_class)
     if issubclass(config_class, ProductionConfig):
-        try:
-            config_class.check()
-        except RuntimeError as exc:
-            raise ConfigError(str(exc)) from None
+        ProductionConfig.check(app.config)
     check_database_url(app)
+    check_keyring(app)
+    if app.config.get("PROXY_FIX_X_FOR"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"])  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
@@ -57,6 +55,18 @@ def check_database_url(app: Flask) -> None:
         from pathlib import Path
 
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_keyring(app: Flask) -> None:
+    """A malformed AIACCOUNT_MASTER_KEYS stops start-up with one line (never at the first push)."""
+    from .crypto import Keyring, KeyringError
+
+    setting = app.config.get("AIACCOUNT_MASTER_KEYS") or ""
+    if setting.strip():
+        try:
+            Keyring.parse(setting)
+        except KeyringError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def register_extensions(app: Flask) -> None:
@@ -91,12 +101,15 @@ def _tune_sqlite(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import admin, auth, health, sync_views
+    from . import admin, auth, health, security, sync_views
+
+    security.register_converters(app)  # bounded <int:...> ids, before any rule is added
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(sync_views.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
+    from . import reconcile; app.register_blueprint(reconcile.bp)  # noqa: E702 - reconcile page (issue #9)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -27,22 +27,14 @@ from .forms import (
     SettingsForm,
 )
 from .models import AiAccountCredential, AiAccountSettings, AuditLog, Blogger, User
+from .pagination import page_number
 from .timeutil import myt_range_to_utc
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/aiaccount")
 
 BLOGGERS_PER_PAGE = 20
 AUDIT_PER_PAGE = 50
-MAX_PAGE = 10_000  # beyond any real list; keeps absurd offsets away from the database
 AUDIT_FILTERS = ("blogger", "entity_type", "date_from", "date_to")
-
-
-def _page_number() -> int:
-    """The `page` argument: not a number → 1; below 1 or absurdly high → a clean 404."""
-    page = request.args.get("page", 1, type=int)
-    if not 1 <= page <= MAX_PAGE:
-        abort(404)
-    return page
 
 
 @bp.app_template_filter("pretty_json")
@@ -72,7 +64,7 @@ def index():
             User.email.icontains(q, autoescape=True),
             AiAccountCredential.company_name.icontains(q, autoescape=True),
         ))
-    page = db.paginate(query, page=_page_number(), per_page=BLOGGERS_PER_PAGE)
+    page = db.paginate(query, page=page_number(), per_page=BLOGGERS_PER_PAGE)
     return render_template("admin/index.html", form=form, page=page, page_args={"q": q} if q else {})
 
 
@@ -165,7 +157,7 @@ def audit_log():
         query = query.where(AuditLog.created_at >= myt_range_to_utc(form.date_from.data, form.date_from.data)[0])
     if form.date_to.data:
         query = query.where(AuditLog.created_at < myt_range_to_utc(form.date_to.data, form.date_to.data)[1])
-    page = db.paginate(query, page=_page_number(), per_page=AUDIT_PER_PAGE)
+    page = db.paginate(query, page=page_number(), per_page=AUDIT_PER_PAGE)
     page_args = {name: request.args[name] for name in AUDIT_FILTERS if request.args.get(name)}
     return render_template("admin/audit.html", form=form, page=page, shops=shops, page_args=page_args)
 

@@ -18,12 +18,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import joinedload
 
 from . import audit
 from .extensions import db, login_manager
 from .forms import LoginForm, PasswordChangeForm
 from .models import Blogger, LoginAttempt, User
-from .passwords import hash_password, verify_password
+from .passwords import hash_password, needs_rehash, verify_password
 from .security import safe_next
 from .timeutil import utcnow
 
@@ -39,7 +40,10 @@ def load_user(user_id: str) -> User | None:
     raw_id, _sep, token = user_id.partition(":")
     if not raw_id.isdigit() or not token:
         return None
-    user = db.session.get(User, int(raw_id))
+    # One query for the user, their blogger and its credential: every blogger page needs all three.
+    user = db.session.scalar(
+        select(User).where(User.id == int(raw_id))
+        .options(joinedload(User.blogger).joinedload(Blogger.credential)))
     if user is None or not user.active or user.session_token != token:
         return None
     return user
@@ -86,11 +90,15 @@ def login():
         user = db.session.scalar(select(User).where(User.email == email))
         if verify_password(user.password_hash if user else None, form.password.data) and user.active:
             db.session.execute(delete(LoginAttempt).where(LoginAttempt.email == email))
+            if needs_rehash(user.password_hash):
+                user.password_hash = hash_password(form.password.data)
             db.session.commit()
-            session.clear()  # a fresh session at login
+            session.clear()  # a fresh session at login: nothing from before survives (session fixation)
             login_user(user)
             return redirect(safe_next(request.args.get("next"), home_for(user)))
         db.session.add(LoginAttempt(email=email, ip=ip))
+        window = timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
+        db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - window))
         db.session.commit()
         form.form_errors.append(_("Wrong email or password."))
         status = 401

@@ -184,3 +184,13 @@ def reap_command() -> None:
 
     counts = reap_stale_runs()
     click.echo(f"Marked {counts['failed']} stale run(s) failed, re-enqueued {counts['requeued']}")
+
+
+@aiaccount_cli.command("alerts-digest")
+def alerts_digest_command() -> None:
+    """Email today's failure digest to every blogger with open alerts (once a day; needs MAIL_SERVER)."""
+    from .alerts import send_daily_digest
+
+    if not current_app.config.get("MAIL_SERVER"):
+        raise click.ClickException("MAIL_SERVER is not set: no email can be sent")
+    click.echo(f"Sent {send_daily_digest()} digest email(s)")

@@ -16,21 +16,30 @@ log = logging.getLogger(__name__)
 
 
 def keyring() -> Keyring:
+    """The app's keyring, parsed once per value of AIACCOUNT_MASTER_KEYS."""
     app = current_app._get_current_object()
-    ring = app.extensions.get("aiaccount_keyring")
-    if ring is None:
+    setting = app.config["AIACCOUNT_MASTER_KEYS"]
+    cached = app.extensions.get("aiaccount_keyring")
+    if cached is None or cached[0] != setting:
         ring = load_keyring(
-            app.config["AIACCOUNT_MASTER_KEYS"],
+            setting,
             app.config.get("AIACCOUNT_MASTER_KEY_FILE"),
             allow_generate=not app.config.get("PRODUCTION", False),
         )
-        app.extensions["aiaccount_keyring"] = ring
-    return ring
+        cached = app.extensions["aiaccount_keyring"] = (setting, ring)
+    return cached[1]
+
+
+# Invisible characters a copy from a chat or a PDF brings along (not whitespace to str.strip()).
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 
 
 def clean_api_key(raw: str) -> tuple[str, bool]:
-    """Strip surrounding whitespace (keys are often pasted with it); say whether any was removed."""
+    """Strip surrounding whitespace and zero-width characters (keys are often pasted with them);
+    say whether any was removed."""
     cleaned = raw.strip()
+    while cleaned != (again := cleaned.strip(_INVISIBLE).strip()):
+        cleaned = again
     return cleaned, cleaned != raw
 
 
@@ -90,25 +99,34 @@ def reveal(credential: AiAccountCredential) -> str:
 
 
 def rotate_keys() -> dict[str, int]:
-    """Re-encrypt every credential under the newest key, in one transaction. Idempotent."""
+    """Re-encrypt every credential under the newest key, in one transaction. Idempotent: a
+    credential already on the newest key is left alone. If any credential does not decrypt,
+    nothing is changed and the DecryptError propagates."""
     ring = keyring()
     counts = {"total": 0, "rotated": 0, "already_current": 0}
-    credentials = db.session.scalars(select(AiAccountCredential).with_for_update()).all()
-    for credential in credentials:
-        counts["total"] += 1
-        if credential.key_version == ring.current_version:
-            counts["already_current"] += 1
-            continue
-        plain = reveal(credential)
-        sealed = ring.encrypt(plain, credential.blogger_id, credential.company_name)
-        credential.key_version, credential.nonce, credential.ciphertext = (
-            sealed.key_version,
-            sealed.nonce,
-            sealed.ciphertext,
-        )
-        counts["rotated"] += 1
-    if counts["rotated"]:
-        audit.record("aiaccount_credential", "keys_rotated", actor_label="cli", details=counts)
-    db.session.commit()
-    log.info("Key rotation: %s", counts)
+    try:
+        credentials = db.session.scalars(
+            select(AiAccountCredential).order_by(AiAccountCredential.id).with_for_update()).all()
+        for credential in credentials:
+            counts["total"] += 1
+            if credential.key_version == ring.current_version:
+                counts["already_current"] += 1
+                continue
+            plain = reveal(credential)
+            sealed = ring.encrypt(plain, credential.blogger_id, credential.company_name)
+            del plain
+            credential.key_version, credential.nonce, credential.ciphertext = (
+                sealed.key_version,
+                sealed.nonce,
+                sealed.ciphertext,
+            )
+            counts["rotated"] += 1
+        if counts["rotated"]:
+            audit.record("aiaccount_credential", "keys_rotated", actor_label="cli",
+                         details={**counts, "key_version": ring.current_version})
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    log.info("Key rotation to %s: %s", ring.current_version, counts)
     return counts

@@ -6,9 +6,10 @@ import os
 
 from rq import cron
 
-from portal.jobs import autopush_tick, reap_stale
+from portal.jobs import autopush_tick, reap_stale, send_alert_digest
 
 QUEUE = os.environ.get("RQ_QUEUE", "aiaccount")
 
 cron.register(autopush_tick, QUEUE, cron="0 * * * *", name="aiaccount-autopush-tick")
 cron.register(reap_stale, QUEUE, interval=60, name="aiaccount-reap-stale-runs")
+cron.register(send_alert_digest, QUEUE, cron="30 * * * *", name="aiaccount-alert-digest")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import secrets
 import stat
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
+log = logging.getLogger(__name__)
 
 
 class KeyringError(RuntimeError):
@@ -109,11 +111,39 @@ def load_keyring(setting: str, key_file: str | None, *, allow_generate: bool) ->
     if not path.exists():
         if not allow_generate:
             raise KeyringError("AIACCOUNT_MASTER_KEYS is not set")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate_key_entry() + "\n")
+        if _generate_key_file(path):
+            message = (f"AIACCOUNT_MASTER_KEYS is not set: generated a demo AES-256 master key into {path} "
+                       "(mode 0600). Set AIACCOUNT_MASTER_KEYS in production (docs/security.md).")
+            log.warning(message)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise KeyringError(f"{path} must be readable by its owner only (chmod 600)")
     return Keyring.parse(path.read_text())
+
+
+def _generate_key_file(path: Path) -> bool:
+    """Write a new key to ``path`` atomically (mode 0600); False when another process won the race.
+    The key is written to a private temporary file first and hard-linked into place, so a reader
+    never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_key_entry() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a filesystem without hard links: an exclusive create instead
+            try:
+                final = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return False
+            with os.fdopen(final, "w") as handle:
+                handle.write(temporary.read_text())
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)

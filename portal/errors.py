@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -19,7 +20,7 @@ def _is_htmx() -> bool:
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
-        return _render(400, exc.description or "The form expired or was not sent from this site.")
+        return _render(400, exc.description or _("The form expired or was not sent from this site."))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -143,6 +143,9 @@ class CredentialForm(FlaskForm):
             raise ValidationError(_l("The key is longer than %(max)d characters.", max=MAX_KEY_LENGTH))
         if any(ch.isspace() for ch in field.data):
             raise ValidationError(_l("The key has spaces or line breaks inside. Copy it again from AiAccount."))
+        if not all(33 <= ord(ch) <= 126 for ch in field.data):
+            raise ValidationError(_l("The key may hold only letters, digits and punctuation. Copy it again "
+                                     "from AiAccount."))
 
 
 def _code_field(name: str) -> StringField:

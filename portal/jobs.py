@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -38,10 +37,10 @@ def _app() -> Flask:
     if has_app_context():
         return current_app._get_current_object()
     if _worker_app is None:
-        from config import CONFIGS
+        from config import config_from_env
         from portal import create_app
 
-        _worker_app = create_app(CONFIGS[os.environ.get("PORTAL_ENV", "development")])
+        _worker_app = create_app(config_from_env())
     return _worker_app
 
 
@@ -77,6 +76,14 @@ def autopush_blogger(blogger_id: int, start: str, end: str) -> str:
                 raise
             log.warning("auto-push for blogger %s gave up: a user's sync kept the type busy", blogger_id)
             return "busy"
+
+
+def send_alert_digest() -> int:
+    """Hourly (rq cron): one email per blogger per MYT day about open failures (needs MAIL_SERVER)."""
+    from .alerts import send_daily_digest
+
+    with _app().app_context():
+        return send_daily_digest()
 
 
 def reap_stale() -> dict[str, int]:
@@ -202,6 +209,9 @@ def _push(run: SyncRun, batch: Batch) -> None:
         company = client.get_company()
         remember_master_data(credential, company)
         preflight(batch.tally, company, fresh_documents=_fresh_documents(run, batch))
+        # End the transaction the master-data snapshot opened: an upload may take minutes, and on
+        # SQLite an open write transaction would hold the whole database's write lock meanwhile.
+        db.session.commit()
         batch.timings["preflight"] = round(time.perf_counter() - clock, 4)
         clock = time.perf_counter()
         imports = []

@@ -426,3 +426,26 @@ class LoginAttempt(db.Model):
     email: Mapped[str] = mapped_column(String(255), index=True)
     ip: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ReconcileSnapshot(db.Model):
+    """What AiAccount holds for one blogger, type and MYT day, as last read by the refresh job
+    (``portal.reconcile.refresh_snapshots``): its document count and total. A day it returned
+    nothing for is stored with zeros, so "nothing in AiAccount" is known, not guessed."""
+
+    __tablename__ = "reconcile_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    blogger_id: Mapped[int] = mapped_column(ForeignKey("bloggers.id", ondelete="CASCADE"))
+    sync_type: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    documents: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("blogger_id", "sync_type", "day", name="uq_reconcile_snapshots_blogger_type_day"),
+        CheckConstraint(
+            "sync_type IN ('pos_invoice', 'pos_receipt', 'kol_bill', 'kol_payment')", name="sync_type"
+        ),
+    )

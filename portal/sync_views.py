@@ -43,6 +43,7 @@ from .connections import error_texts, master_data
 from .documents import Mapping, Tally
 from .forms import DateRangeForm
 from .models import SYNC_TYPES, Blogger, SyncRun
+from .pagination import page_number
 from .preflight import preflight
 from .syncs import TYPE_LABELS
 from .timeutil import myt_today
@@ -334,7 +335,7 @@ def download(sync_type: str):
 @blogger_required
 def runs(sync_type: str):
     blogger = current_blogger()
-    page = syncs.recent_runs(blogger.id, sync_type, page=request.args.get("page", 1, type=int))
+    page = syncs.recent_runs(blogger.id, sync_type, page=page_number())
     reasons = {run.id: outcome(run, blogger).reason for run in page.items if run.status == "failed"}
     return render_template("sync/runs.html", sync_type=sync_type, page=page, reasons=reasons)
 

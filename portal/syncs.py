@@ -25,7 +25,7 @@ from .queue import get_queue, redis_connection
 from .timeutil import myt_today, utcnow
 
 MAX_RANGE_DAYS = 366
-RETRY_INTERVALS = [10, 30, 90]
+RETRY_INTERVALS = [10, 30, 90]  # default of config SYNC_RETRY_INTERVALS (seconds between RQ retries)
 TYPE_LABELS = {
     "pos_invoice": _l("POS Sales Invoice"),
     "pos_receipt": _l("POS Sales Receipt"),
@@ -97,9 +97,10 @@ def enqueue_run(run: SyncRun) -> None:
     from .jobs import run_sync
 
     job_id = f"sync-run-{run.id}"
+    intervals = list(current_app.config.get("SYNC_RETRY_INTERVALS", RETRY_INTERVALS))
     try:
         get_queue().enqueue(
-            run_sync, run.id, job_id=job_id, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            run_sync, run.id, job_id=job_id, retry=Retry(max=len(intervals), interval=intervals),
             job_timeout=3600, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
             description=f"AiAccount sync run {run.id} ({run.sync_type})",
         )

@@ -34,9 +34,16 @@ def myt_today(now: datetime | None = None) -> date:
 
 
 def myt_range_to_utc(start: date, end: date) -> tuple[datetime, datetime]:
-    """UTC bounds [from, to) covering the MYT days start..end inclusive."""
-    lower = datetime.combine(start, time.min, MYT).astimezone(timezone.utc)
-    upper = datetime.combine(end + timedelta(days=1), time.min, MYT).astimezone(timezone.utc)
+    """UTC bounds [from, to) covering the MYT days start..end inclusive. The first and last
+    representable days (0001-01-01, 9999-12-31) clamp to datetime.min / max instead of overflowing."""
+    try:
+        lower = datetime.combine(start, time.min, MYT).astimezone(timezone.utc)
+    except OverflowError:
+        lower = datetime.min.replace(tzinfo=timezone.utc)
+    try:
+        upper = datetime.combine(end + timedelta(days=1), time.min, MYT).astimezone(timezone.utc)
+    except OverflowError:
+        upper = datetime.max.replace(tzinfo=timezone.utc)
     return lower, upper
 
 

@@ -25,7 +25,7 @@ ensure_venv() {  # $1: requirements file
 
 compile_translations() {
   if [ -d "$ROOT/translations" ]; then
-    "$VENV/bin/pybabel" compile -q -d "$ROOT/translations" 2>/dev/null || "$VENV/bin/pybabel" compile -d "$ROOT/translations"
+    "$VENV/bin/pybabel" compile -d "$ROOT/translations" >/dev/null
   fi
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +82,7 @@ def post_import(store: Store, company: Company, kind: str, key: str, data: bytes
                 company, template.role, _unique_names(documents)),
         )
         store.add_import(company, key, sha256, result)
-        for doc in new:
-            store.add_document(company, _stored(kind, doc, result["import_id"]), period)
+        store.add_documents(company, [_stored(kind, doc, result["import_id"]) for doc in new], period)
     return Outcome(200, result)
 
 
@@ -112,8 +112,8 @@ def _error(status: int, code: str, message: str, details: Any = None, **extra: A
 
 
 def _lookup(store: Store, company: Company) -> Lookup:
-    def stored(kind: str, number: str, counterparty_norm: str) -> bool:
-        return bool(store.content_hashes(company, kind, [(number, counterparty_norm)]))
+    def stored(kind: str, identities: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set(store.content_hashes(company, kind, identities))
     return stored
 
 

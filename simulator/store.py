@@ -195,26 +195,35 @@ class Store:
     def content_hashes(
         self, company: Company, kind: str, identities: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], str]:
-        """content_hash of stored documents by (number, counterparty_norm), for those given."""
+        """content_hash of stored documents by (number, counterparty_norm), for those given.
+
+        One query per 500 numbers (not one per document): an import of thousands of documents
+        is checked in a handful of round trips."""
+        wanted = set(identities)
+        numbers = sorted({number for number, _ in wanted})
         found: dict[tuple[str, str], str] = {}
-        for identity in identities:
-            row = self.conn.execute(
-                "SELECT content_hash FROM documents WHERE company_id = ? AND kind = ?"
-                " AND number = ? AND counterparty_norm = ?",
-                (company.id, kind, *identity),
-            ).fetchone()
-            if row:
-                found[identity] = row["content_hash"]
+        for start in range(0, len(numbers), 500):
+            part = numbers[start:start + 500]
+            rows = self.conn.execute(
+                "SELECT number, counterparty_norm, content_hash FROM documents"
+                " WHERE company_id = ? AND kind = ?"
+                f" AND number IN ({', '.join('?' * len(part))})",
+                (company.id, kind, *part),
+            )
+            for row in rows:
+                identity = (row["number"], row["counterparty_norm"])
+                if identity in wanted:
+                    found[identity] = row["content_hash"]
         return found
 
-    def add_document(self, company: Company, doc: StoredDocument, period: str) -> None:
-        self.conn.execute(
+    def add_documents(self, company: Company, docs: Sequence[StoredDocument], period: str) -> None:
+        self.conn.executemany(
             "INSERT INTO documents (company_id, kind, number, counterparty, counterparty_norm,"
             " doc_type, date, currency, total, content_hash, lines, import_id, period)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (company.id, doc.kind, doc.number, doc.counterparty, normalize_name(doc.counterparty),
-             doc.doc_type, doc.date, doc.currency, doc.total, doc.content_hash,
-             json.dumps(doc.lines), doc.import_id, period),
+            [(company.id, doc.kind, doc.number, doc.counterparty, normalize_name(doc.counterparty),
+              doc.doc_type, doc.date, doc.currency, doc.total, doc.content_hash,
+              json.dumps(doc.lines), doc.import_id, period) for doc in docs],
         )
 
     def add_counterparties(self, company: Company, role: str, names: Sequence[str]) -> list[str]:

@@ -9,7 +9,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -140,6 +140,7 @@ class Document:
     currency: str
     first_row: int
     lines: list[Line] = field(default_factory=list)
+    _canonical: list[dict[str, str]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -152,8 +153,11 @@ class Document:
         )
 
     def canonical_lines(self, template: Template) -> list[dict[str, str]]:
-        return [{c.header: _canonical(line.values[c.header], c) for c in template.columns}
-                for line in self.lines]
+        """Computed once per document (posting needs them for the hash and the stored copy)."""
+        if self._canonical is None:
+            self._canonical = [{c.header: _canonical(line.values[c.header], c) for c in template.columns}
+                               for line in self.lines]
+        return self._canonical
 
     def content_hash(self, template: Template) -> str:
         rows = sorted(json.dumps(line, sort_keys=True) for line in self.canonical_lines(template))
@@ -162,7 +166,8 @@ class Document:
 
 _NO_DATA = RowError(2, "", "missing_value", "the file has no data rows")
 
-Lookup = Callable[[str, str, str], bool]  # (kind, number, counterparty_norm) -> stored?
+# (kind, [(number, counterparty_norm), ...]) -> the identities stored, asked once per file
+Lookup = Callable[[str, Sequence[tuple[str, str]]], set[tuple[str, str]]]
 
 
 def read_rows(data: bytes) -> list[list[Any]]:
@@ -183,18 +188,22 @@ def validate(kind: str, rows: list[list[Any]], company: Company,
     if not any(cell != "" for row in rows for cell in row):
         raise FileRejected(422, "validation_failed", "the file is empty", [_NO_DATA.to_json()])
     positions = _header_positions(template, rows[0])
+    plan = [(column, positions[column.header]) for column in template.columns]
+    master = _Master(company)
     lines: list[Line] = []
     errors: list[RowError] = []
     for index, cells in enumerate(rows[1:], start=2):
         if all(cell == "" for cell in cells):
             continue
-        line = Line(index, {})
-        for column in template.columns:
-            cell = cells[positions[column.header]] if positions[column.header] < len(cells) else ""
-            value, error = _convert(column, cell, index)
-            line.values[column.header] = value
-            errors.extend([error] if error else [])
-        errors.extend(_check_line(template, line, company))
+        values: dict[str, Any] = {}
+        width = len(cells)
+        for column, position in plan:
+            value, error = _convert(column, cells[position] if position < width else "", index)
+            values[column.header] = value
+            if error:
+                errors.append(error)
+        line = Line(index, values)
+        errors.extend(_check_line(template, line, company, master))
         lines.append(line)
     if not lines:
         return 0, [], [_NO_DATA]
@@ -223,9 +232,41 @@ def _header_positions(template: Template, header: list[Any]) -> dict[str, int]:
     return {h: names.index(h) for h in template.headers}
 
 
+class _Master:
+    """The company's master data as sets, built once per file (not once per line)."""
+
+    def __init__(self, company: Company) -> None:
+        self.currencies = frozenset(company.currencies)
+        self.tax_codes = company.enabled_tax_codes
+        self.usage: dict[str, frozenset[str] | None] = {}
+        self.company = company
+
+    def account_usage(self, number: str) -> frozenset[str] | None:
+        if number not in self.usage:
+            self.usage[number] = self.company.account_usage(number)
+        return self.usage[number]
+
+
 def _convert(column: Column, cell: Any, row: int) -> tuple[Any, RowError | None]:
+    if column.type == "text" and cell.__class__ is str:  # the common case, checked first
+        text = cell.strip()
+        if not text:
+            if column.required:
+                return None, RowError(row, column.header, "missing_value", "a value is required")
+            return "", None
+        if len(text) > column.max_len:
+            return _invalid(column, cell, row, f"longer than {column.max_len} characters")
+        return text, None
+    return _convert_other(column, cell, row)
+
+
+def _invalid(column: Column, cell: Any, row: int, message: str) -> tuple[None, RowError]:
+    return None, RowError(row, column.header, "invalid_value", message, _show(cell))
+
+
+def _convert_other(column: Column, cell: Any, row: int) -> tuple[Any, RowError | None]:
     def invalid(message: str) -> tuple[None, RowError]:
-        return None, RowError(row, column.header, "invalid_value", message, _show(cell))
+        return _invalid(column, cell, row, message)
 
     if cell == "" or (isinstance(cell, str) and not cell.strip()):
         if column.required:
@@ -264,7 +305,9 @@ def _convert(column: Column, cell: Any, row: int) -> tuple[Any, RowError | None]
     return invalid("expected a number")
 
 
-def _check_line(template: Template, line: Line, company: Company) -> list[RowError]:
+def _check_line(template: Template, line: Line, company: Company,
+                master: _Master | None = None) -> list[RowError]:
+    master = master or _Master(company)
     errors: list[RowError] = []
     v = line.values
 
@@ -273,12 +316,12 @@ def _check_line(template: Template, line: Line, company: Company) -> list[RowErr
 
     if template.doc_types and v["Doc Type"] and v["Doc Type"] not in template.doc_types:
         error("Doc Type", "invalid_value", "must be " + " or ".join(template.doc_types))
-    if v["Currency"] and v["Currency"] not in company.currencies:
+    if v["Currency"] and v["Currency"] not in master.currencies:
         error("Currency", "currency_not_enabled", f"currency {v['Currency']} is not enabled")
-    if v.get("Tax Code") and v["Tax Code"] not in company.enabled_tax_codes:
+    if v.get("Tax Code") and v["Tax Code"] not in master.tax_codes:
         error("Tax Code", "tax_code_missing", f"tax code {v['Tax Code']} is not set up")
     if v["Account"]:
-        usage = company.account_usage(v["Account"])
+        usage = master.account_usage(v["Account"])
         allowed = {template.usage}
         if _is_rounding(v):
             allowed |= {"sales", "expense"}
@@ -368,23 +411,22 @@ def _check_references(template: Template, documents: dict[str, Document],
                       lookup: Lookup) -> list[RowError]:
     if not template.reference:
         return []
-    in_file = {d.identity for d in documents.values() if d.doc_type == "Invoice"}
-    cache: dict[tuple[str, str], bool] = {}
-    errors = []
+    in_file = {d.identity for d in documents.values() if d.doc_type == "Invoice"} \
+        if template.kind == "sales-invoice" else set()
+    references = []  # (line, number, counterparty, identity)
     for doc in documents.values():
+        if not doc.counterparty:
+            continue
+        counterparty_norm = normalize_name(doc.counterparty)
         for line in doc.lines:
             number = line.values[template.reference]
-            if not number or not doc.counterparty:
-                continue
-            identity = (number, normalize_name(doc.counterparty))
-            if identity not in cache:
-                cache[identity] = (template.kind == "sales-invoice" and identity in in_file) or \
-                    lookup(template.reference_kind, *identity)
-            if not cache[identity]:
-                errors.append(RowError(
-                    line.row, template.reference, "reference_not_found",
-                    f"no {template.reference_kind} {number} for {doc.counterparty}", number))
-    return errors
+            if number:
+                references.append((line, number, doc.counterparty, (number, counterparty_norm)))
+    asked = sorted({identity for *_, identity in references if identity not in in_file})
+    known = in_file | (lookup(template.reference_kind, asked) if asked else set())
+    return [RowError(line.row, template.reference, "reference_not_found",
+                     f"no {template.reference_kind} {number} for {counterparty}", number)
+            for line, number, counterparty, identity in references if identity not in known]
 
 
 def _is_rounding(values: dict[str, Any]) -> bool:

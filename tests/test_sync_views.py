@@ -139,8 +139,10 @@ def test_sync_queues_then_the_pill_turns_green_and_stops_polling(app, client, fa
     response = client.post(f"{BASE}/pos_invoice/sync", data=RANGE, headers=HTMX)
     assert response.status_code == 200
     assert 'id="pill-pos_invoice"' in response.text
-    assert 'hx-trigger="every 2s"' in response.text and 'hx-swap="outerHTML"' in response.text
+    # the first look 1 s after the click, then every 2 s while the run is active
+    assert 'hx-trigger="load delay:1s"' in response.text and 'hx-swap="outerHTML"' in response.text
     assert f'hx-get="{BASE}/pos_invoice/pill"' in response.text
+    assert 'hx-trigger="every 2s"' in client.get(f"{BASE}/pos_invoice/pill", headers=HTMX).text
     assert "Queued" in text_of(response)
     assert 'hx-swap-oob="true"' in response.text  # the date block, errors cleared
     assert queued_jobs(app) == 1
@@ -262,9 +264,9 @@ def test_htmx_sync_posts_carry_the_csrf_token(app_overrides, _schema, redis_conn
         db.engine.dispose()
 
 
-def test_pill_costs_at_most_two_queries_of_its_own(app, client, factories, sim, redis_conn):
-    """Per poll: flask-login loads the user and the user's blogger; the pill itself reads only the
-    latest run (+ the company snapshot for a red pill's links). No lazy loads from the template."""
+def test_a_poll_costs_at_most_two_queries(app, client, factories, sim, redis_conn):
+    """Per poll, the whole request: the session's user with its blogger and credential (one joined
+    query), then the latest run. No lazy loads from the template, whatever the run's state."""
     _id, email = make_shop(app, factories, NO_SST, sst_rate="10")
     login(client, email)
     statements: list[str] = []
@@ -276,20 +278,18 @@ def test_pill_costs_at_most_two_queries_of_its_own(app, client, factories, sim, 
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        def pill_queries() -> list[str]:
+        def poll() -> list[str]:
             statements.clear()
             assert client.get(f"{BASE}/pos_invoice/pill", headers=HTMX).status_code == 200
-            identity = [s for s in statements if re.search(r"FROM (users|bloggers)\b", s)]
-            assert len(identity) == 2, statements  # the session's user, then current_blogger()
-            return [s for s in statements if s not in identity]
+            return list(statements)
 
-        assert len(pill_queries()) == 1  # never synced
+        assert len(poll()) == 2  # never synced
         client.post(f"{BASE}/pos_invoice/sync", data=RANGE, headers=HTMX)
-        polling = pill_queries()
-        assert len(polling) == 1 and "sync_runs" in polling[0]  # queued: the poll reads one row
+        polling = poll()
+        assert len(polling) == 2 and "FROM users" in polling[0] and "sync_runs" in polling[1], polling
         work(app, redis_conn)
-        failed = pill_queries()
-        assert len(failed) == 2, failed  # latest run + the credential's master-data snapshot
+        failed = poll()
+        assert len(failed) == 2, failed  # a red pill too: the snapshot came with the credential
     finally:
         event.remove(engine, "before_cursor_execute", record)
 

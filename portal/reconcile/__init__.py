@@ -1,0 +1,202 @@
+"""Finance & Reports → AiAccount Sync → Reconcile: "is my book complete?".
+
+For a date range, per sync type and per MYT day: NS16's source count and total (aggregated in SQL
+with the filters of ``portal/sources.py``) against what was pushed and accepted — from the last
+AiAccount snapshot when one is fresh (``refresh_snapshots``, an RQ job: only the worker decrypts the
+key), else estimated from the sync runs that covered the day. Every mismatch is named; "Push what's
+missing" records one run per type over the mismatched days and runs them in auto-push order in one
+job. See docs/reconciliation.md.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from redis.exceptions import RedisError
+
+from .. import syncs
+from ..auth import blogger_required, current_blogger
+from ..autopush import ORDER
+from ..forms import DateRangeForm
+from ..models import AuditLog, Blogger, SyncRun
+from ..syncs import TYPE_LABELS
+from ..timeutil import short_stamp
+from .actions import (
+    push_missing,
+    refresh_running,
+    refresh_snapshots,
+    refresh_state,
+    request_fix,
+    request_refresh,
+)
+from .engine import FIXABLE, FROM_LABELS, STATUS_HELP, STATUS_LABELS, Day, Reconciliation, TypeResult, reconcile
+from .exports import build_chart, money, to_csv, to_xlsx
+
+__all__ = ["bp", "reconcile", "refresh_snapshots", "push_missing", "request_fix", "request_refresh",
+           "Reconciliation", "TypeResult", "Day", "FIXABLE"]
+
+bp = Blueprint("reconcile", __name__, url_prefix="/finance/aiaccount-sync/reconcile")
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+@bp.app_context_processor
+def _alert_helpers() -> dict[str, Any]:
+    """``open_alerts(blogger)`` for the banner partial on any page (templates/reconcile/_banner.html)."""
+    from ..alerts import open_alerts
+
+    return {"open_alerts": open_alerts}
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"type_labels": TYPE_LABELS, "status_labels": STATUS_LABELS, "status_help": STATUS_HELP,
+            "from_labels": FROM_LABELS, "money": money, "order": ORDER}
+
+
+def _currency(blogger: Blogger) -> str:
+    return blogger.settings.currency if blogger.settings else "MYR"
+
+
+def _dates(form_source: str) -> DateRangeForm:
+    if form_source == "args":
+        start, end = DateRangeForm.default_range()
+        if request.args:
+            return DateRangeForm(request.args, meta={"csrf": False})
+        return DateRangeForm(data={"start": start, "end": end}, meta={"csrf": False})
+    return DateRangeForm()
+
+
+def _active_runs(blogger_id: int) -> dict[str, SyncRun]:
+    return {t: run for t, run in syncs.latest_runs(blogger_id).items() if run.is_active}
+
+
+def _status_context(blogger: Blogger, start: date, end: date) -> dict[str, Any]:
+    active = _active_runs(blogger.id)
+    entry = refresh_state(blogger.id)
+    return {"active_runs": active, "refresh": entry, "refreshing": refresh_running(entry),
+            "refresh_detail": _details(entry), "start": start, "end": end}
+
+
+def _details(entry: AuditLog | None) -> dict[str, Any]:
+    if entry is None or not entry.details:
+        return {}
+    try:
+        value = json.loads(entry.details)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@bp.get("/")
+@blogger_required
+def index():
+    blogger = current_blogger()
+    form = _dates("args")
+    if not form.validate():
+        return render_template("reconcile/index.html", blogger=blogger, form=form, result=None, charts={},
+                               currency=_currency(blogger), **_status_context(blogger, None, None)), 422
+    start, end = form.start.data, form.end.data
+    result = reconcile(blogger.id, start, end)
+    currency = _currency(blogger)
+    charts = {t: build_chart(result.types[t], currency) for t in ORDER}
+    return render_template("reconcile/index.html", blogger=blogger, form=form, result=result, charts=charts,
+                           currency=currency, stamp=short_stamp, **_status_context(blogger, start, end))
+
+
+@bp.get("/status")
+@blogger_required
+def status():
+    """The progress fragment htmx polls while a fix or a refresh is under way; once everything has
+    ended it asks htmx to reload the page, so the table shows the new figures."""
+    blogger = current_blogger()
+    form = _dates("args")
+    start, end = (form.start.data, form.end.data) if form.validate() else DateRangeForm.default_range()
+    context = _status_context(blogger, start, end)
+    headers = {}
+    if request.args.get("polling") == "1" and not context["active_runs"] and not context["refreshing"]:
+        headers["HX-Refresh"] = "true"
+    return render_template("reconcile/_status.html", **context), 200, headers
+
+
+def _back(form: DateRangeForm):
+    return redirect(url_for("reconcile.index", start=form.start.data, end=form.end.data), 303)
+
+
+@bp.post("/refresh")
+@blogger_required
+def refresh():
+    blogger = current_blogger()
+    form = _dates("form")
+    if not form.validate():
+        abort(400)
+    if blogger.credential is None:
+        flash(_("AiAccount is not connected — send your API key and company name to the super admin."), "error")
+        return _back(form)
+    try:
+        started = request_refresh(blogger, form.start.data, form.end.data, user=current_user)
+    except RedisError:
+        flash(_("The sync queue is not reachable. Try again shortly."), "error")
+        return _back(form)
+    flash(_("Reading your AiAccount book…") if started else _("A refresh from AiAccount is already under way."),
+          "success" if started else "info")
+    return _back(form)
+
+
+@bp.post("/fix")
+@blogger_required
+def fix():
+    blogger = current_blogger()
+    form = _dates("form")
+    if not form.validate():
+        abort(400)
+    result = reconcile(blogger.id, form.start.data, form.end.data)
+    if not result.fix_ranges:
+        flash(_("Nothing to push: every day that can be pushed matches."), "info")
+        return _back(form)
+    try:
+        created, busy = request_fix(blogger, result, user=current_user)
+    except syncs.SyncRequestError as error:
+        flash(str(error.message), "error")
+        return _back(form)
+    if created:
+        flash(ngettext("Pushing what's missing: %(num)d sync queued (%(types)s).",
+                       "Pushing what's missing: %(num)d syncs queued (%(types)s).", len(created),
+                       types=", ".join(f"{TYPE_LABELS[r.sync_type]} {r.start_date.isoformat()} → "
+                                       f"{r.end_date.isoformat()}" for r in created)), "success")
+    if busy:
+        flash(_("Already under way, not queued again: %(types)s.",
+                types=", ".join(str(TYPE_LABELS[t]) for t in busy)), "info")
+    return _back(form)
+
+
+def _download_result() -> tuple[Blogger, Reconciliation, str]:
+    blogger = current_blogger()
+    form = _dates("args")
+    if not form.validate():
+        abort(400)
+    start, end = form.start.data, form.end.data
+    return blogger, reconcile(blogger.id, start, end), f"aiaccount-reconcile-{start.isoformat()}-{end.isoformat()}"
+
+
+@bp.get("/download.csv")
+@blogger_required
+def download_csv():
+    _blogger, result, name = _download_result()
+    return Response(to_csv(result), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+@bp.get("/download.xlsx")
+@blogger_required
+def download_xlsx():
+    blogger, result, name = _download_result()
+    return Response(to_xlsx(result, _currency(blogger)),
+                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
