@@ -26,7 +26,7 @@ from tests.plugin_simulator import ROOT, free_port
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.plugin_browser import CHROMIUM
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 PAGE = "/finance/aiaccount-sync/"
@@ -104,22 +104,9 @@ def stack(simulator, tmp_path_factory) -> Iterator[Stack]:
         redis.close()
 
 
-@pytest.fixture(scope="session")
-def browser(stack):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser, stack):
-    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900},
+def page(chromium, stack):
+    context = chromium.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900},
                                   accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(8000)

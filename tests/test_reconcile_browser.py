@@ -25,7 +25,7 @@ from tests.plugin_simulator import ROOT, free_port
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.plugin_browser import CHROMIUM
 VENV_BIN = Path(sys.executable).parent
 PAGE = "/finance/aiaccount-sync/reconcile/"
 
@@ -88,20 +88,12 @@ def live(simulator, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(live):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        context = browser.new_context(base_url=live, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(8000)
-        yield page
-        context.close()
-        browser.close()
+def page(chromium, live):
+    context = chromium.new_context(base_url=live, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(8000)
+    yield page
+    context.close()
 
 
 def test_chart_renders_and_push_whats_missing_reconciles_the_days(page):
