@@ -41,6 +41,19 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
 
 
+def _int_list(name: str, default: list[int]) -> list[int]:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        numbers = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise ConfigError(f"{name} must be whole numbers of seconds separated by commas, got {value!r}") from None
+    if any(n < 0 for n in numbers):
+        raise ConfigError(f"{name} must not hold negative numbers, got {value!r}")
+    return numbers
+
+
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = os.environ.get(
@@ -63,6 +76,8 @@ class Config:
     SYNC_CHUNK_DOCUMENTS = _int("SYNC_CHUNK_DOCUMENTS", 5000)
     # A run whose worker stopped heart-beating for this long is marked failed.
     SYNC_STALE_SECONDS = _int("SYNC_STALE_SECONDS", 300)
+    # Seconds between RQ's retries of a transient failure (needs a worker with --with-scheduler).
+    SYNC_RETRY_INTERVALS = _int_list("SYNC_RETRY_INTERVALS", [10, 30, 90])
     SYNC_MAX_RANGE_DAYS = 366
     AUTOPUSH_MAX_DAYS = _int("AUTOPUSH_MAX_DAYS", 31)
     LOGIN_MAX_FAILURES = _int("LOGIN_MAX_FAILURES", 5)

@@ -56,7 +56,7 @@ else
 fi
 
 say "Starting one RQ worker (queue $RQ_QUEUE) and the auto-push scheduler"
-"$VENV/bin/rq" worker --url "$REDIS_URL" --with-scheduler -w portal.worker.Worker "$RQ_QUEUE" >var/worker.log 2>&1 &
+"$VENV/bin/rq" worker --url "$REDIS_URL" --with-scheduler --maintenance-interval 60 -w portal.worker.Worker "$RQ_QUEUE" >var/worker.log 2>&1 &
 pids+=($!)
 "$VENV/bin/rq" cron --url "$REDIS_URL" portal.cron_jobs >var/cron.log 2>&1 &
 pids+=($!)

@@ -176,7 +176,15 @@ def _beat(run: SyncRun) -> None:
     db.session.commit()
 
 
+def _beat_aside(run_id: int) -> None:
+    """A heartbeat on a connection of its own, for use while the session streams rows: on
+    PostgreSQL that is a server-side cursor, which committing the session would close."""
+    with db.engine.begin() as connection:
+        connection.execute(update(SyncRun).where(SyncRun.id == run_id).values(heartbeat_at=utcnow()))
+
+
 def _build(run: SyncRun) -> Batch:
+    run_id = run.id
     run.started_at = run.started_at or utcnow()
     for name in ("error_code", "error_message", "error_hint", "error_detail"):
         setattr(run, name, None)
@@ -189,7 +197,7 @@ def _build(run: SyncRun) -> Batch:
     batch = build_batch(run.sync_type, blogger.id, run.start_date, run.end_date,
                         Mapping.from_settings(blogger.settings), run_id=run.id,
                         chunk_size=current_app.config["SYNC_CHUNK_DOCUMENTS"],
-                        on_chunk=lambda _batch: _beat(run))
+                        on_chunk=lambda _batch: _beat_aside(run_id))
     tally = batch.tally
     run.row_count, run.line_count, run.total_amount = tally.documents, tally.lines, tally.total
     _beat(run)

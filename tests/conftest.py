@@ -18,7 +18,7 @@ from config import TestConfig
 from portal import create_app
 from portal.extensions import db
 
-pytest_plugins = ["tests.plugin_simulator", "tests.plugin_browser", "tests.factories"]
+pytest_plugins = ["tests.plugin_simulator", "tests.plugin_stack", "tests.plugin_browser", "tests.factories"]
 
 REQUIRE_ALL = os.environ.get("REQUIRE_ALL") == "1"  # CI: nothing may be skipped
 
