@@ -220,3 +220,27 @@ def _queue_a_run_that_never_ends(stack: Stack, email: str, sync_type: str) -> No
         request_sync(user.blogger, sync_type, day, day, trigger="cli", enqueue=False)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_super_admin_enters_a_key_and_then_sees_only_the_masked_form(page):
+    from playwright.sync_api import expect
+
+    from tests.plugin_simulator import HEALTHY
+
+    page.goto("/login")
+    page.get_by_label("Email").fill("admin@demo.test")
+    page.get_by_label("Password").fill("demo1234")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/admin/aiaccount/")
+    expect(page.get_by_role("heading", name="AiAccount connections")).to_be_visible()
+    shot(page, "admin-index.png")
+    page.get_by_role("link", name="Mei's Beauty Corner").first.click()
+    page.get_by_label("API key").fill(f"  {HEALTHY.key}  ")
+    page.get_by_label("Company name in AiAccount").fill(HEALTHY.name)
+    page.get_by_role("button", name="Save and test").click()
+    expect(page.get_by_text("Connected to Blogger One Trading").first).to_be_visible()
+    expect(page.get_by_text("Removed spaces around the key").first).to_be_visible()
+    expect(page.get_by_text("••••1a2b").first).to_be_visible()
+    expect(page.get_by_label("API key")).to_have_value("")
+    assert HEALTHY.key not in page.content()
+    shot(page, "admin-blogger.png")

@@ -241,3 +241,73 @@ def test_sale_at_2330_myt_on_the_14th_is_counted_on_the_14th(app_ctx, factories,
     assert db.session.get(SyncRun, run_id).row_count == 1
     [doc] = sim.documents(HEALTHY, "sales-invoice")
     assert doc["date"] == DAY.isoformat()
+
+
+@pytest.mark.parametrize("company_key,setup,code,fix_words", [
+    ("LOCKED", None, "period_locked", "Lock Date"),
+    ("NEW_CO", None, "before_incorporation", "incorporation date"),
+    ("READ_ONLY", None, "write_permission_denied", "write permission"),
+    ("HEALTHY", "account", "account_missing", "49999"),
+    ("HEALTHY", "bad_key", "invalid_api_key", "super admin"),
+    ("HEALTHY", "wrong_company", "company_mismatch", "super admin"),
+])
+def test_every_failure_ends_red_with_its_fix(app_ctx, factories, sim, redis_conn, company_key, setup, code,
+                                             fix_words):
+    import tests.plugin_simulator as companies
+    from portal.timeutil import myt_today
+
+    company = getattr(companies, company_key)
+    blogger = factories.make_blogger()
+    key, name = company.key, company.name
+    if setup == "bad_key":
+        key = "aia_not_a_real_key_0000"
+    elif setup == "wrong_company":
+        name = companies.NO_SGD.name
+    set_credential(blogger, name, key, actor=None)
+    if setup == "account":
+        blogger.settings.sales_account = "49999"
+    # LOCKED is locked until the end of the month before last (DAY is long before that);
+    # NEW_CO was incorporated on the 1st of this month, so last month's last day comes before it.
+    day = myt_today().replace(day=1) - timedelta(days=1) if company_key == "NEW_CO" else DAY
+    factories.make_sale(blogger, myt(day, 12))
+    db.session.commit()
+    run, _created = request_sync(blogger, "pos_invoice", day, day)
+    work(redis_conn)
+    run = db.session.get(SyncRun, run.id)
+    assert (run.status, run.error_code) == ("failed", code), run.error_message
+    assert fix_words in run.error_hint
+    assert not [d for d in sim.documents(company)]
+
+
+def test_trial_quota_is_checked_before_uploading(app_ctx, factories, sim, redis_conn):
+    from tests.plugin_simulator import TRIAL
+
+    blogger = connected_blogger(factories, TRIAL)
+    for minute in range(6):  # 95 of 100 used: six documents do not fit
+        factories.make_sale(blogger, myt(DAY, 10, minute))
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    assert (run.status, run.error_code) == ("failed", "quota_exceeded")
+    assert "Upgrade your AiAccount plan" in run.error_hint
+    assert not [r for r in sim.requests_log() if r["path"].startswith("/api/v1/imports")]
+
+
+def test_a_changed_settlement_is_reported_as_changed(app_ctx, factories, sim, redis_conn):
+    from decimal import Decimal
+
+    blogger = connected_blogger(factories)
+    kol = factories.make_kol(blogger)
+    settlement = factories.make_settlement(kol, "2026-04", "1000.00", DAY)
+    db.session.commit()
+    sync(blogger, "kol_bill")
+    work(redis_conn)
+    settlement.commission = Decimal("150.00")  # corrected in NS16 after it was pushed
+    db.session.commit()
+    run_id = sync(blogger, "kol_bill")
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    assert (run.status, run.created_count, run.skipped_count, run.changed_count) == ("succeeded", 0, 0, 1)
+    [doc] = sim.documents(HEALTHY, "expense-bill")
+    assert doc["total"] == "100.00" and doc["copies"] == 1  # AiAccount kept the first version
