@@ -16,14 +16,14 @@ from rq import get_current_job
 from sqlalchemy import or_, update
 
 from . import audit
-from .aiaccount import SYNC_TYPE_KINDS, AiAccountError
+from .aiaccount import SYNC_TYPE_KINDS, AiAccountClient, AiAccountError
 from .batches import Batch, build_batch
 from .connections import build_client, remember_master_data
 from .credentials import reveal
 from .crypto import DecryptError
 from .documents import Mapping
 from .extensions import db
-from .models import SyncRun
+from .models import AiAccountCredential, SyncRun
 from .preflight import preflight
 from .timeutil import utcnow
 
@@ -51,6 +51,16 @@ def run_sync(run_id: int) -> str:
     app = _app()
     with app.app_context():
         return execute_run(run_id, retries_left=retries_left)
+
+
+def client_for(credential: AiAccountCredential) -> AiAccountClient:
+    """A client holding the blogger's decrypted key, for one push (the caller closes it).
+    The only place the plaintext key exists outside the admin's one POST."""
+    try:
+        api_key = reveal(credential)
+    except DecryptError:
+        raise AiAccountError.make("credential_unreadable") from None
+    return build_client(api_key, credential.company_name)
 
 
 def autopush_tick() -> int:
@@ -105,12 +115,7 @@ def dry_run(run_sync_type: str, blogger_id: int, start: date, end: date) -> dict
         raise AiAccountError.make("settings_missing")
     batch = build_batch(run_sync_type, blogger_id, start, end, Mapping.from_settings(blogger.settings))
     try:
-        try:
-            api_key = reveal(blogger.credential)
-        except DecryptError:
-            raise AiAccountError.make("credential_unreadable") from None
-        client = build_client(api_key, blogger.credential.company_name)
-        del api_key
+        client = client_for(blogger.credential)
         try:
             preflight(batch.tally, client.get_company())
         finally:
@@ -206,12 +211,7 @@ def _build(run: SyncRun) -> Batch:
 
 def _push(run: SyncRun, batch: Batch) -> None:
     credential = run.blogger.credential
-    try:
-        api_key = reveal(credential)
-    except DecryptError:
-        raise AiAccountError.make("credential_unreadable") from None
-    client = build_client(api_key, credential.company_name)
-    del api_key
+    client = client_for(credential)
     try:
         clock = time.perf_counter()
         company = client.get_company()

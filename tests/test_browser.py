@@ -27,6 +27,8 @@ from tests.plugin_simulator import ROOT, free_port
 pytestmark = pytest.mark.browser
 
 from tests.plugin_browser import CHROMIUM
+from tests.plugin_browser import stop as _stop
+from tests.plugin_browser import wait_http as _wait_http
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 PAGE = "/finance/aiaccount-sync/"
@@ -38,28 +40,6 @@ SEED_DAYS = 40
 class Stack:
     url: str
     env: dict[str, str]
-
-
-def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited early:\n{log.read_text()}")
-        try:
-            requests.get(url, timeout=2)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +72,7 @@ def stack(simulator, tmp_path_factory) -> Iterator[Stack]:
         portal = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
             cwd=ROOT, env=env, stdout=portal_log, stderr=subprocess.STDOUT)
-        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", REDIS_URL, queue],
+        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", REDIS_URL, "-w", "portal.worker.Worker", queue],
                                   cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", portal, logs["portal"])

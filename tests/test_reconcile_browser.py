@@ -26,30 +26,10 @@ from tests.plugin_simulator import ROOT, free_port
 pytestmark = pytest.mark.browser
 
 from tests.plugin_browser import CHROMIUM
+from tests.plugin_browser import stop as _stop
+from tests.plugin_browser import wait_http as _wait_http
 VENV_BIN = Path(sys.executable).parent
 PAGE = "/finance/aiaccount-sync/reconcile/"
-
-
-def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited early:\n{log.read_text()}")
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +54,7 @@ def live(simulator, tmp_path_factory) -> Iterator[str]:
         portal = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
             cwd=ROOT, env=env, stdout=portal_log, stderr=subprocess.STDOUT)
-        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", redis_url, queue],
+        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", redis_url, "-w", "portal.worker.Worker", queue],
                                   cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
     redis = Redis.from_url(redis_url)
     try:

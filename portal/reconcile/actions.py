@@ -38,21 +38,14 @@ def refresh_snapshots(blogger_id: int, start: str, end: str) -> str:
 
 
 def _refresh(blogger_id: int, start: date, end: date) -> str:
-    from ..connections import build_client
-    from ..credentials import reveal
-    from ..crypto import DecryptError
+    from ..jobs import client_for
 
     blogger = db.session.get(Blogger, blogger_id)
     counts: dict[tuple[str, date], tuple[int, Decimal]] = {}
     try:
         if blogger is None or blogger.credential is None:
             raise AiAccountError.make("not_connected")
-        try:
-            api_key = reveal(blogger.credential)
-        except DecryptError:
-            raise AiAccountError.make("credential_unreadable") from None
-        client = build_client(api_key, blogger.credential.company_name)
-        del api_key
+        client = client_for(blogger.credential)
         try:
             for sync_type in ORDER:
                 for document in client.list_documents(SYNC_TYPE_KINDS[sync_type], start, end):
