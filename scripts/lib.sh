@@ -16,7 +16,8 @@ ensure_venv() {  # $1: requirements file
     "$PY" -m pip install -q --upgrade pip
   fi
   # Reinstall only when a requirements file changed since the last install.
-  if [ ! -f "$stamp" ] || [ -n "$(find "$ROOT" -maxdepth 1 -name 'requirements*.txt' -newer "$stamp")" ]; then
+  # (requirements-dev.txt includes requirements.txt, so both count for it.)
+  if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ] || [ "$ROOT/requirements.txt" -nt "$stamp" ]; then
     say "Installing $(basename "$req") into .venv"
     "$PY" -m pip install -q -r "$req"
     touch "$stamp"
@@ -25,7 +26,8 @@ ensure_venv() {  # $1: requirements file
 
 compile_translations() {
   if [ -d "$ROOT/translations" ]; then
-    "$VENV/bin/pybabel" compile -d "$ROOT/translations" >/dev/null
+    local out
+    out="$("$VENV/bin/pybabel" compile -d "$ROOT/translations" 2>&1)" || { say "$out"; return 1; }
   fi
 }
 
