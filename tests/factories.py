@@ -114,3 +114,24 @@ def factories():
     import tests.factories as module
 
     return module
+
+
+def make_connected_blogger(company=None, **kw) -> Blogger:
+    """A blogger whose credential points at one of the simulator's demo companies (default: healthy)."""
+    from portal.credentials import set_credential
+    from tests.plugin_simulator import HEALTHY
+
+    company = company or HEALTHY
+    blogger = make_blogger(**kw)
+    set_credential(blogger, company.name, company.key, actor=None)
+    db.session.commit()
+    return blogger
+
+
+def run_queue(redis_conn) -> None:
+    """Run every queued job in this process (RQ SimpleWorker, burst) on the real Redis."""
+    from rq import SimpleWorker
+
+    from portal.queue import get_queue
+
+    SimpleWorker([get_queue()], connection=redis_conn).work(burst=True)

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from portal.credentials import set_credential
@@ -14,9 +13,10 @@ from portal.jobs import execute_run
 from portal.models import AuditLog, SyncRun
 from portal.queue import get_queue
 from portal.syncs import SyncRequestError, request_sync
+from portal.timeutil import myt_at
+from tests.factories import run_queue
 from tests.plugin_simulator import HEALTHY, NO_SGD, NO_SST
 
-MYT = timezone(timedelta(hours=8))
 DAY = date(2026, 5, 14)
 
 
@@ -25,19 +25,14 @@ def app_overrides(simulator):
     return {"AIACCOUNT_BASE_URL": simulator.url, "AIACCOUNT_TIMEOUT": 3, "AIACCOUNT_MAX_RETRIES": 1}
 
 
-def myt(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=MYT).astimezone(timezone.utc)
+myt = myt_at  # a MYT wall-clock time as UTC
 
 
 def connected_blogger(factories, company=HEALTHY, **kw):
-    blogger = factories.make_blogger(**kw)
-    set_credential(blogger, company.name, company.key, actor=None)
-    db.session.commit()
-    return blogger
+    return factories.make_connected_blogger(company, **kw)
 
 
-def work(redis_conn):
-    SimpleWorker([get_queue()], connection=redis_conn).work(burst=True)
+work = run_queue
 
 
 def sync(blogger, sync_type, start=DAY, end=DAY):

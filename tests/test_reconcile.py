@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from openpyxl import load_workbook
-from rq import SimpleWorker
 from sqlalchemy import inspect, select
 
 from portal.credentials import set_credential
@@ -23,9 +22,10 @@ from portal.queue import get_queue
 from portal.reconcile import push_missing, reconcile, request_fix, request_refresh
 from portal.syncs import request_sync
 from tests.factories import make_admin
+from portal.timeutil import myt_at
+from tests.factories import run_queue
 from tests.plugin_simulator import HEALTHY, NO_SST
 
-MYT = timezone(timedelta(hours=8))
 DAY = date(2026, 5, 14)
 URL = "/finance/aiaccount-sync/reconcile/"
 
@@ -35,19 +35,14 @@ def app_overrides(simulator):
     return {"AIACCOUNT_BASE_URL": simulator.url, "AIACCOUNT_TIMEOUT": 3, "AIACCOUNT_MAX_RETRIES": 1}
 
 
-def myt(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=MYT).astimezone(timezone.utc)
+myt = myt_at  # a MYT wall-clock time as UTC
 
 
 def connected_blogger(factories, company=HEALTHY, **kw):
-    blogger = factories.make_blogger(**kw)
-    set_credential(blogger, company.name, company.key, actor=None)
-    db.session.commit()
-    return blogger
+    return factories.make_connected_blogger(company, **kw)
 
 
-def work(redis_conn):
-    SimpleWorker([get_queue()], connection=redis_conn).work(burst=True)
+work = run_queue
 
 
 def push(blogger, sync_type, start=DAY, end=DAY, redis_conn=None):
