@@ -24,7 +24,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        return _render(exc.code or 500, exc.description)
+        # Werkzeug's stock sentence is English only; the page's own (translated) title says it.
+        own = exc.description if exc.description != type(exc).description else None
+        return _render(exc.code or 500, own)
 
     @app.errorhandler(InternalServerError)
     def _internal(exc: InternalServerError):

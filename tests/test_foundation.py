@@ -171,3 +171,11 @@ def _dt(text: str):
     from datetime import datetime, timezone
 
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def test_error_pages_speak_the_users_language(client):
+    client.post("/language/zh")
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "找不到页面" in response.get_data(as_text=True)
+    assert b"The requested URL was not found" not in response.data  # werkzeug's English-only sentence
