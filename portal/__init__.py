@@ -101,15 +101,15 @@ def _tune_sqlite(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import admin, auth, health, security, sync_views
+    from . import admin, auth, health, reconcile, security, sync_views
 
     security.register_converters(app)  # bounded <int:...> ids, before any rule is added
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(sync_views.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(reconcile.bp)
     app.register_blueprint(health.bp)
-    from . import reconcile; app.register_blueprint(reconcile.bp)  # noqa: E702 - reconcile page (issue #9)
 
 
 def register_errorhandlers(app: Flask) -> None:
