@@ -6,6 +6,8 @@ No database or Redis connection is opened here: each forked job opens its own.
 """
 from __future__ import annotations
 
+import logging
+
 from rq.worker import Worker as _RQWorker
 
 
@@ -14,4 +16,6 @@ class Worker(_RQWorker):
         from .jobs import _app
 
         _app()
+        # RQ logs through its own handler; the app's root handler would print every line twice.
+        logging.getLogger("rq").propagate = False
         return super().work(*args, **kwargs)
