@@ -110,46 +110,49 @@ def _percent(rate: Decimal) -> str:
 
 def build_invoices(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[InvoiceLine]]:
     """One invoice per POS transaction (a refund: a credit note referencing the original)."""
+    account, walk_in = mapping.sales_account, mapping.walk_in_customer
     for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
         items = list(group)
         head = items[0]
-        problem = _invoice_problem(items)
+        amounts = [_item_amount(item) for item in items]
+        problem = _invoice_problem(items, amounts)
         if problem:
             tally.skip(head.receipt_no, problem)
             continue
-        refund = head.original_receipt_no is not None
+        number, rate, currency = head.receipt_no, head.sst_rate, head.currency
+        original = head.original_receipt_no
         day = myt_date(head.created_at)
-        customer = _customer(head, mapping)
-        taxed = head.sst_rate > 0
-        tax_code = mapping.tax_code_sst if taxed else mapping.tax_code_none
+        customer = (head.member_name or "").strip() or walk_in
+        tax_code = mapping.tax_code_sst if rate > 0 else mapping.tax_code_none
+        doc_type = DOC_TYPE_CREDIT_NOTE if original is not None else DOC_TYPE_INVOICE
         lines, total = [], ZERO
-        for item in items:
-            amount = line_amount(item.qty, item.unit_price, item.discount or ZERO)
-            tax = line_tax(amount, head.sst_rate)
+        for item, amount in zip(items, amounts):
+            tax = line_tax(amount, rate)
             total += amount + tax
-            lines.append(InvoiceLine(
-                doc_no=head.receipt_no, doc_date=day,
-                doc_type=DOC_TYPE_CREDIT_NOTE if refund else DOC_TYPE_INVOICE,
-                original_doc_no=head.original_receipt_no or "", customer=customer, currency=head.currency,
-                description=item.product_name, qty=item.qty, unit_price=item.unit_price,
-                discount=item.discount or ZERO, tax_code=tax_code, tax_amount=tax,
-                account=mapping.sales_account, line_amount=amount, reference=item.sku or "",
-            ))
+            lines.append(InvoiceLine(number, day, doc_type, original or "", customer, currency, item.product_name,
+                                     item.qty, item.unit_price, item.discount or ZERO, tax_code, tax, account,
+                                     amount, item.sku or ""))
         if total != head.total:
-            tally.skip(head.receipt_no, f"line totals add up to {total}, NS16 total is {head.total}")
+            tally.skip(number, f"line totals add up to {total}, NS16 total is {head.total}")
             continue
         tally.tax_codes.add(tax_code)
-        tally.accounts.add((mapping.sales_account, "sales"))
-        yield tally.document(lines, day, head.currency, total)
+        tally.accounts.add((account, "sales"))
+        yield tally.document(lines, day, currency, total)
 
 
-def _invoice_problem(items: list[Any]) -> str | None:
+def _item_amount(item: Any) -> Decimal | None:
+    if item.qty is None or item.unit_price is None:
+        return None
+    return line_amount(item.qty, item.unit_price, item.discount or ZERO)
+
+
+def _invoice_problem(items: list[Any], amounts: list[Decimal | None]) -> str | None:
     head = items[0]
     if head.item_id is None:
         return "transaction has no items"
     refund = head.original_receipt_no is not None
-    for item in items:
-        if item.qty is None or item.unit_price is None:
+    for item, amount in zip(items, amounts):
+        if amount is None:
             return f"item {item.product_name!r} has no quantity or price"
         if item.unit_price < 0:
             return f"item {item.product_name!r} has a negative price"
@@ -157,7 +160,7 @@ def _invoice_problem(items: list[Any]) -> str | None:
             return f"item {item.product_name!r} has quantity {item.qty} on a sale"
         if refund and item.qty >= 0 and item.line_total > 0:
             return f"refund item {item.product_name!r} is not negative"
-        if line_amount(item.qty, item.unit_price, item.discount or ZERO) != item.line_total:
+        if amount != item.line_total:
             return f"item {item.product_name!r}: qty × price − discount ≠ line total {item.line_total}"
     return None
 
