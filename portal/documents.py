@@ -97,10 +97,6 @@ class Tally:
         self.problems.append(Problem(reference, message))
 
 
-def _customer(row: Any, mapping: Mapping) -> str:
-    return (row.member_name or "").strip() or mapping.walk_in_customer
-
-
 def _percent(rate: Decimal) -> str:
     return format(rate.normalize(), "f")
 
@@ -171,6 +167,7 @@ def _invoice_problem(items: list[Any], amounts: list[Decimal | None]) -> str | N
 def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[ReceiptLine]]:
     """One receipt (or refund) per paid transaction, a line per payment method, plus a rounding
     line when 5-sen cash rounding made the cash kept differ from the invoice total."""
+    accounts, walk_in = mapping.payment_accounts, mapping.walk_in_customer
     for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
         payments = list(group)
         head = payments[0]
@@ -180,27 +177,28 @@ def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Itera
             continue
         refund = head.refund_of_id is not None
         number = ("RFND-" if refund else "RCPT-") + head.receipt_no
-        common = dict(receipt_no=number, receipt_date=myt_date(head.paid_at),
-                      doc_type=DOC_TYPE_REFUND if refund else DOC_TYPE_RECEIPT,
-                      customer=_customer(head, mapping), currency=head.currency, invoice_no=head.receipt_no)
-        lines = [
-            ReceiptLine(**common, payment_method=pay.method, account=mapping.payment_accounts[pay.method],
-                        amount=_kept(pay), reference=pay.reference_no or "", description=_payment_description(pay))
-            for pay in payments if _kept(pay) != 0
-        ]
-        difference = head.total - sum((line.amount for line in lines), ZERO)
-        has_cash = any(line.payment_method == "cash" for line in lines)
+        day, currency, invoice = myt_date(head.paid_at), head.currency, head.receipt_no
+        doc_type = DOC_TYPE_REFUND if refund else DOC_TYPE_RECEIPT
+        customer = (head.member_name or "").strip() or walk_in
+        lines, paid, has_cash = [], ZERO, False
+        for pay in payments:
+            kept = _kept(pay)
+            if kept == 0:
+                continue
+            paid += kept
+            has_cash = has_cash or pay.method == "cash"
+            lines.append(ReceiptLine(number, day, doc_type, customer, currency, invoice, pay.method,
+                                     accounts[pay.method], kept, pay.reference_no or "", _payment_description(pay)))
+        difference = head.total - paid
         if difference and not (has_cash and abs(difference) <= MAX_CASH_ROUNDING):
-            tally.skip(head.receipt_no, f"payments add up to {head.total - difference}, the total is {head.total}")
+            tally.skip(invoice, f"payments add up to {paid}, the total is {head.total}")
             continue
+        tally.accounts.update((line.account, "receipt") for line in lines)
         if difference:
-            lines.append(ReceiptLine(**common, payment_method=PAYMENT_METHOD_ROUNDING,
-                                     account=mapping.rounding_account, amount=difference, reference="",
-                                     description="Cash rounding (5 sen)"))
+            lines.append(ReceiptLine(number, day, doc_type, customer, currency, invoice, PAYMENT_METHOD_ROUNDING,
+                                     mapping.rounding_account, difference, "", "Cash rounding (5 sen)"))
             tally.accounts.add((mapping.rounding_account, "rounding"))
-        tally.accounts.update((line.account, "receipt") for line in lines
-                              if line.payment_method != PAYMENT_METHOD_ROUNDING)
-        yield tally.document(lines, common["receipt_date"], head.currency, head.total)
+        yield tally.document(lines, day, currency, head.total)
 
 
 def _receipt_problem(payments: list[Any], mapping: Mapping) -> str | None:
