@@ -53,9 +53,14 @@ def check_connection(credential: AiAccountCredential, api_key: str) -> AiAccount
     finally:
         credential.last_test_at = utcnow()
         client.close()
+    remember_master_data(credential, company)
+    if not company.can_write:  # it reads, but every push would answer write_permission_denied
+        error = AiAccountError.make("write_permission_denied")
+        credential.last_test_ok = False
+        credential.last_test_message = f"{error.reason_en} — {error.fix_en}"[:500]
+        return error
     credential.last_test_ok = True
     credential.last_test_message = f"Connected to {company.name} ({company.home_currency}, plan {company.plan})"
-    remember_master_data(credential, company)
     return None
 
 

@@ -63,6 +63,7 @@ def company_info() -> dict[str, Any]:
         "plan": company.plan,
         "quota": {"used": get_store().quota_used(company, period),
                   "limit": company.quota_limit, "period": period},
+        "permissions": {"write": company.can_write},
         "import_history_url": history_url(company),
     }
 

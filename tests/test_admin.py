@@ -174,12 +174,13 @@ def test_wrong_key_shows_the_reason_and_the_fix(client, admin, blogger, sim):
     assert db.session.scalar(select(AiAccountCredential)).last_test_ok is False
 
 
-def test_read_only_key_connects_because_the_test_only_reads(client, admin, blogger, sim):
-    # GET /company works with a read-only key (docs/aiaccount-api.md §1); the first push reports
-    # write_permission_denied with its fix.
+def test_read_only_key_is_caught_by_the_connection_test(client, admin, blogger, sim):
+    # GET /company works with a read-only key but says permissions.write = false
+    # (docs/aiaccount-api.md §2): the test fails red with the fix instead of the first push.
     html = connect(client, blogger, key=READ_ONLY.key, company=READ_ONLY.name).get_data(as_text=True)
-    assert "✓ Connected to Read Only Co" in html
-    assert db.session.scalar(select(AiAccountCredential)).last_test_ok is True
+    assert "The API key is read-only" in html and "create a key with write permission" in html
+    credential = db.session.scalar(select(AiAccountCredential))
+    assert credential.last_test_ok is False and credential.master_data  # settings can still be chosen
 
 
 def test_disconnect_asks_first_then_removes_the_key(client, admin, blogger, sim):

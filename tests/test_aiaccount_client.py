@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from portal.aiaccount import CATALOG, AiAccountClient, AiAccountError
+from portal.aiaccount import CATALOG, AiAccountClient, AiAccountError, Company
 from tests.plugin_simulator import (
     HEALTHY,
     LOCKED,
@@ -60,6 +60,8 @@ def test_get_company_parses_master_data(sim: Simulator) -> None:
     assert not company.accounts["40000"].expense
     assert (company.incorporation_date, company.locked_until) == (date(2020, 1, 1), None)
     assert company.import_history_url.endswith("/company/Blogger%20One%20Trading/imports")
+    assert company.can_write and not make_client(sim.url, READ_ONLY).get_company().can_write
+    assert Company.from_dict(company.to_dict()) == company  # the snapshot the portal stores
     trial = make_client(sim.url, TRIAL).get_company()
     assert (trial.plan, trial.quota_used, trial.quota_limit) == ("trial", 95, 100)
     locked = make_client(sim.url, LOCKED).get_company().locked_until

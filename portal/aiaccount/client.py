@@ -54,6 +54,7 @@ class Company:
     quota_used: int
     quota_limit: int | None  # None = unlimited
     import_history_url: str
+    can_write: bool = True  # the calling key may import (permissions.write)
 
     def to_dict(self) -> dict[str, Any]:
         """The company in the API's own JSON shape (a snapshot the portal stores; no secrets)."""
@@ -67,6 +68,7 @@ class Company:
             "incorporation_date": self.incorporation_date.isoformat(),
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "plan": self.plan, "quota": {"used": self.quota_used, "limit": self.quota_limit},
+            "permissions": {"write": self.can_write},
             "import_history_url": self.import_history_url,
         }
 
@@ -322,6 +324,7 @@ def _company(body: dict[str, Any]) -> Company:
         quota_used=int(quota["used"]),
         quota_limit=None if quota["limit"] is None else int(quota["limit"]),
         import_history_url=str(body["import_history_url"]),
+        can_write=bool((body.get("permissions") or {}).get("write", True)),
     )
 
 
