@@ -25,6 +25,7 @@ from .documents import Mapping
 from .extensions import db
 from .models import AiAccountCredential, SyncRun
 from .preflight import preflight
+from .syncs import mark_failed, record_error
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def execute_run(run_id: int, *, retries_left: int = 0) -> str:
     except AiAccountError as error:
         error = _explain(error, run.sync_type)
         if error.transient and retries_left > 0:
-            _record_error(run, error)
+            record_error(run, error)
             run.status = "queued"  # RQ retries it with backoff; the pill says so
             db.session.commit()
             raise
@@ -268,13 +269,6 @@ _REFERENCED = {
 }
 
 
-def _record_error(run: SyncRun, error: AiAccountError) -> None:
-    run.error_code = error.code
-    run.error_message = (error.reason_en if not error.message else f"{error.reason_en}: {error.message}")[:500]
-    run.error_hint = error.fix_en[:500]
-    run.error_detail = json.dumps(error.to_dict(), default=str, ensure_ascii=False)
-
-
 def _finish(run: SyncRun, status: str, batch: Batch, started: float) -> None:
     run.status = status
     run.finished_at = utcnow()
@@ -293,9 +287,7 @@ def _finish(run: SyncRun, status: str, batch: Batch, started: float) -> None:
 def _fail(run: SyncRun | None, error: AiAccountError, batch: Batch | None, started: float) -> None:
     if run is None:
         return
-    _record_error(run, error)
-    run.status = "failed"
-    run.finished_at = utcnow()
+    mark_failed(run, error)
     timings: dict[str, Any] = dict(batch.timings) if batch else {}
     timings["total"] = round(time.perf_counter() - started, 4)
     run.phase_timings = json.dumps(timings)

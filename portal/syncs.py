@@ -5,8 +5,9 @@ partial unique index makes this hold under concurrency, whatever Redis holds).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -106,14 +107,27 @@ def enqueue_run(run: SyncRun) -> None:
         )
     except RedisError:
         error = AiAccountError.make("queue_unavailable")
-        run.status, run.finished_at = "failed", utcnow()
-        run.error_code, run.error_message, run.error_hint = error.code, error.reason_en, error.fix_en
+        mark_failed(run, error)
         audit.record("aiaccount_push", "sync_failed", entity_id=run.id, blogger_id=run.blogger_id,
                      details={"type": run.sync_type, "error_code": error.code})
         db.session.commit()
         raise SyncRequestError("queue_unavailable", _l("The sync queue is not reachable. Try again shortly.")) from None
     run.job_id = job_id
     db.session.commit()
+
+
+def record_error(run: SyncRun, error: AiAccountError) -> None:
+    """Put a typed error on a run: code, reason, fix, and the whole error for the pill (en/zh)."""
+    run.error_code = error.code
+    run.error_message = (error.reason_en if not error.message else f"{error.reason_en}: {error.message}")[:500]
+    run.error_hint = error.fix_en[:500]
+    run.error_detail = json.dumps(error.to_dict(), default=str, ensure_ascii=False)
+
+
+def mark_failed(run: SyncRun, error: AiAccountError, now: datetime | None = None) -> None:
+    """End a run red with ``error`` (the caller audits and commits)."""
+    record_error(run, error)
+    run.status, run.finished_at = "failed", now or utcnow()
 
 
 def reap_stale_runs(*, blogger_id: int | None = None, requeue_after: int = 60) -> dict[str, int]:
@@ -129,8 +143,7 @@ def reap_stale_runs(*, blogger_id: int | None = None, requeue_after: int = 60) -
         if run.status == "running" and (run.heartbeat_at or run.created_at) < now - timedelta(
                 seconds=cfg["SYNC_STALE_SECONDS"]):
             error = AiAccountError.make("worker_lost")
-            run.status, run.finished_at = "failed", now
-            run.error_code, run.error_message, run.error_hint = error.code, error.reason_en, error.fix_en
+            mark_failed(run, error, now)
             audit.record("aiaccount_push", "sync_failed", entity_id=run.id, blogger_id=run.blogger_id,
                          details={"type": run.sync_type, "error_code": error.code})
             counts["failed"] += 1

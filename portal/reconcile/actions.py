@@ -133,8 +133,7 @@ def request_fix(blogger: Blogger, result: Reconciliation, user: Any = None) -> t
         except RedisError:
             error = AiAccountError.make("queue_unavailable")
             for run in created:
-                run.status, run.finished_at = "failed", utcnow()
-                run.error_code, run.error_message, run.error_hint = error.code, error.reason_en, error.fix_en
+                syncs.mark_failed(run, error)
             db.session.commit()
             raise syncs.SyncRequestError("queue_unavailable", _l("The sync queue is not reachable. Try again shortly.")) from None
     audit.record(AUDIT_ENTITY, "fix_requested", blogger_id=blogger.id, actor=user,
