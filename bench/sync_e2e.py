@@ -30,10 +30,10 @@ TYPES = ("pos_invoice", "pos_receipt")
 
 
 def _app():
-    from config import config_from_env
-    from portal import create_app
+    """The app as a work horse of ``portal.worker.Worker`` finds it: built, and frozen for the GC."""
+    from portal.worker import preload
 
-    return create_app(config_from_env())
+    return preload()
 
 
 def _range():
@@ -151,6 +151,7 @@ def child_floor() -> dict:
                     for c, fmt in num:
                         write_number(r, c, row[c], fmt)
                 book.close()
+                vars(sheet).pop("workbook_add_format", None)  # as write_xlsx does: no cyclic garbage
                 files.append(handle)
                 lines += len(rows)
             floor = time.perf_counter() - started

@@ -137,12 +137,13 @@ def execute_run(run_id: int, *, retries_left: int = 0) -> str:
     run = db.session.get(SyncRun, run_id)
     started = time.perf_counter()
     batch: Batch | None = None
+    heartbeat = _Heartbeat(run_id)
     try:
-        batch = _build(run)
+        batch = _build(run, heartbeat)
         if batch.tally.documents == 0:
             _finish(run, "no_data", batch, started)
             return run.status
-        _push(run, batch)
+        _push(run, batch, heartbeat)
         _finish(run, "succeeded", batch, started)
     except AiAccountError as error:
         error = _explain(error, run.sync_type)
@@ -182,15 +183,36 @@ def _beat(run: SyncRun) -> None:
     db.session.commit()
 
 
-def _beat_aside(run_id: int) -> None:
-    """A heartbeat on a connection of its own, for use while the session streams rows: on
-    PostgreSQL that is a server-side cursor, which committing the session would close."""
-    with db.engine.begin() as connection:
-        connection.execute(update(SyncRun).where(SyncRun.id == run_id).values(heartbeat_at=utcnow()))
+class _Heartbeat:
+    """Proof of life for the reaper, written at most every ``SYNC_STALE_SECONDS / 10`` seconds
+    (30 s by default) rather than per chunk, so a sync's SQL statement count does not grow with
+    its size. While rows stream the write goes through a connection of its own: on PostgreSQL the
+    session holds a server-side cursor, which committing the session would close. During the
+    upload it commits the run, so the counts of the chunks AiAccount has answered are kept."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.every = current_app.config["SYNC_STALE_SECONDS"] / 10
+        self.last = time.monotonic()
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return False
+        self.last = now
+        return True
+
+    def aside(self) -> None:
+        if self._due():
+            with db.engine.begin() as connection:
+                connection.execute(update(SyncRun).where(SyncRun.id == self.run_id).values(heartbeat_at=utcnow()))
+
+    def commit(self, run: SyncRun) -> None:
+        if self._due():
+            _beat(run)
 
 
-def _build(run: SyncRun) -> Batch:
-    run_id = run.id
+def _build(run: SyncRun, heartbeat: _Heartbeat) -> Batch:
     run.started_at = run.started_at or utcnow()
     for name in ("error_code", "error_message", "error_hint", "error_detail"):
         setattr(run, name, None)
@@ -203,14 +225,14 @@ def _build(run: SyncRun) -> Batch:
     batch = build_batch(run.sync_type, blogger.id, run.start_date, run.end_date,
                         Mapping.from_settings(blogger.settings), run_id=run.id,
                         chunk_size=current_app.config["SYNC_CHUNK_DOCUMENTS"],
-                        on_chunk=lambda _batch: _beat_aside(run_id))
+                        on_chunk=lambda _batch: heartbeat.aside())
     tally = batch.tally
     run.row_count, run.line_count, run.total_amount = tally.documents, tally.lines, tally.total
     _beat(run)
     return batch
 
 
-def _push(run: SyncRun, batch: Batch) -> None:
+def _push(run: SyncRun, batch: Batch, heartbeat: _Heartbeat) -> None:
     credential = run.blogger.credential
     client = client_for(credential)
     try:
@@ -233,7 +255,7 @@ def _push(run: SyncRun, batch: Batch) -> None:
             imports.append({"import_id": result.import_id, "created": result.created,
                             "skipped": result.skipped_duplicates, "changed": result.changed,
                             "changed_documents": [d.number for d in result.changed_documents][:50]})
-            _beat(run)
+            heartbeat.commit(run)
         batch.timings["upload"] = round(time.perf_counter() - clock, 4)
         batch.timings["imports"] = imports  # type: ignore[assignment]
     finally:

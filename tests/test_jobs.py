@@ -306,3 +306,52 @@ def test_a_changed_settlement_is_reported_as_changed(app_ctx, factories, sim, re
     assert (run.status, run.created_count, run.skipped_count, run.changed_count) == ("succeeded", 0, 0, 1)
     [doc] = sim.documents(HEALTHY, "expense-bill")
     assert doc["total"] == "100.00" and doc["copies"] == 1  # AiAccount kept the first version
+
+
+def _job_statements(redis_conn, blogger, sync_type: str) -> list[str]:
+    """The SQL statements one sync job runs, from the enqueue to its end."""
+    from sqlalchemy import event
+
+    run_id = sync(blogger, sync_type)
+    statements: list[str] = []
+    listener = lambda conn, cursor, statement, *a: statements.append(statement.lower())  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        work(redis_conn)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    run = db.session.get(SyncRun, run_id)
+    assert (run.status, run.error_message) == ("succeeded", None)
+    return statements
+
+
+def _heartbeats(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.startswith("update sync_runs") and "heartbeat_at" in s)
+
+
+def test_statement_count_does_not_grow_with_the_number_of_chunks(app_ctx, factories, sim, redis_conn):
+    app_ctx.config["SYNC_CHUNK_DOCUMENTS"] = 2
+    small, large = connected_blogger(factories), connected_blogger(factories)
+    for hour in (9, 10):
+        factories.make_sale(small, myt(DAY, hour))
+    for hour in range(8, 20):
+        factories.make_sale(large, myt(DAY, hour))
+    db.session.commit()
+    one_chunk = _job_statements(redis_conn, small, "pos_invoice")
+    six_chunks = _job_statements(redis_conn, large, "pos_invoice")
+    assert len(sim.documents(HEALTHY, "sales-invoice")) == 14
+    assert len(six_chunks) == len(one_chunk)  # the heartbeat is timed, not written per chunk
+    assert _heartbeats(six_chunks) == _heartbeats(one_chunk) == 2  # the claim, the end of the build
+
+
+def test_a_due_heartbeat_is_written_while_rows_stream_and_while_uploading(app_ctx, factories, sim, redis_conn):
+    # SYNC_STALE_SECONDS=0: a heartbeat is due at every chunk built and every chunk answered. While
+    # rows stream it goes through a connection of its own (PostgreSQL's server-side cursor survives).
+    app_ctx.config.update(SYNC_CHUNK_DOCUMENTS=2, SYNC_STALE_SECONDS=0)
+    blogger = connected_blogger(factories)
+    for hour in range(8, 14):
+        factories.make_sale(blogger, myt(DAY, hour))
+    db.session.commit()
+    statements = _job_statements(redis_conn, blogger, "pos_invoice")
+    assert _heartbeats(statements) == 2 + 3 + 3  # the claim and the end of the build; 3 chunks built, 3 answered
+    assert len(sim.documents(HEALTHY, "sales-invoice")) == 6
