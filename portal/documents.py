@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import groupby
 from operator import attrgetter
 from typing import Any
@@ -27,9 +27,10 @@ from .aiaccount.templates import (
     PaymentLine,
     ReceiptLine,
 )
-from .money import ZERO, line_amount, line_tax
+from .money import SEN, ZERO
 from .timeutil import myt_date
 
+HUNDRED = Decimal(100)
 # Malaysia's 5-sen rounding moves a cash payment by at most 2 sen.
 MAX_CASH_ROUNDING = Decimal("0.02")
 METHOD_LABELS = {"cash": "Cash", "card": "Card", "tng": "Touch 'n Go eWallet", "grabpay": "GrabPay",
@@ -105,29 +106,48 @@ def _percent(rate: Decimal) -> str:
 
 
 def build_invoices(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[InvoiceLine]]:
-    """One invoice per POS transaction (a refund: a credit note referencing the original)."""
+    """One invoice per POS transaction (a refund: a credit note referencing the original).
+
+    The hot loop of a sync (one pass per item line): amounts are computed once and checked in the
+    same pass, rows are read positionally, lines are built with ``tuple.__new__`` (the NamedTuple
+    without its Python-level ``__new__`` frame). docs/performance.md has the profile behind it.
+    """
     account, walk_in = mapping.sales_account, mapping.walk_in_customer
+    tax_sst, tax_none = mapping.tax_code_sst, mapping.tax_code_none
+    new_line, quantize = tuple.__new__, Decimal.quantize
     for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
         items = list(group)
         head = items[0]
-        amounts = [_item_amount(item) for item in items]
-        problem = _invoice_problem(items, amounts)
-        if problem:
-            tally.skip(head.receipt_no, problem)
+        number, rate, original = head.receipt_no, head.sst_rate, head.original_receipt_no
+        if head.item_id is None:
+            tally.skip(number, "transaction has no items")
             continue
-        number, rate, currency = head.receipt_no, head.sst_rate, head.currency
-        original = head.original_receipt_no
+        refund = original is not None
         day = myt_date(head.created_at)
         customer = (head.member_name or "").strip() or walk_in
-        tax_code = mapping.tax_code_sst if rate > 0 else mapping.tax_code_none
-        doc_type = DOC_TYPE_CREDIT_NOTE if original is not None else DOC_TYPE_INVOICE
-        lines, total = [], ZERO
-        for item, amount in zip(items, amounts):
-            tax = line_tax(amount, rate)
+        taxed = rate > 0
+        tax_code = tax_sst if taxed else tax_none
+        doc_type = DOC_TYPE_CREDIT_NOTE if refund else DOC_TYPE_INVOICE
+        reference_doc, currency = original or "", head.currency
+        lines, total, problem = [], ZERO, None
+        for item in items:
+            qty, price, discount, line_total = item.qty, item.unit_price, item.discount or ZERO, item.line_total
+            if (qty is None or price is None or line_total is None or price < 0
+                    or (qty >= 0 and line_total > 0 if refund else qty <= 0)):
+                problem = _item_problem(item, refund)
+                break
+            amount = quantize(qty * price - discount, SEN, ROUND_HALF_UP)
+            if amount != line_total:
+                problem = f"item {item.product_name!r}: qty × price − discount ≠ line total {line_total}"
+                break
+            tax = quantize(amount * rate / HUNDRED, SEN, ROUND_HALF_UP) if taxed else ZERO
             total += amount + tax
-            lines.append(InvoiceLine(number, day, doc_type, original or "", customer, currency, item.product_name,
-                                     item.qty, item.unit_price, item.discount or ZERO, tax_code, tax, account,
-                                     amount, item.sku or ""))
+            lines.append(new_line(InvoiceLine, (
+                number, day, doc_type, reference_doc, customer, currency, item.product_name, qty, price, discount,
+                tax_code, tax, account, amount, item.sku or "")))
+        if problem:
+            tally.skip(number, problem)
+            continue
         if total != head.total:
             tally.skip(number, f"line totals add up to {total}, NS16 total is {head.total}")
             continue
@@ -136,29 +156,15 @@ def build_invoices(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Itera
         yield tally.document(lines, day, currency, total)
 
 
-def _item_amount(item: Any) -> Decimal | None:
-    if item.qty is None or item.unit_price is None:
-        return None
-    return line_amount(item.qty, item.unit_price, item.discount or ZERO)
-
-
-def _invoice_problem(items: list[Any], amounts: list[Decimal | None]) -> str | None:
-    head = items[0]
-    if head.item_id is None:
-        return "transaction has no items"
-    refund = head.original_receipt_no is not None
-    for item, amount in zip(items, amounts):
-        if amount is None:
-            return f"item {item.product_name!r} has no quantity or price"
-        if item.unit_price < 0:
-            return f"item {item.product_name!r} has a negative price"
-        if not refund and item.qty <= 0:
-            return f"item {item.product_name!r} has quantity {item.qty} on a sale"
-        if refund and item.qty >= 0 and item.line_total > 0:
-            return f"refund item {item.product_name!r} is not negative"
-        if amount != item.line_total:
-            return f"item {item.product_name!r}: qty × price − discount ≠ line total {item.line_total}"
-    return None
+def _item_problem(item: Any, refund: bool) -> str:
+    """Why NS16 should never have produced this item line (only asked once a check failed)."""
+    if item.qty is None or item.unit_price is None or item.line_total is None:
+        return f"item {item.product_name!r} has no quantity, price or line total"
+    if item.unit_price < 0:
+        return f"item {item.product_name!r} has a negative price"
+    if refund:
+        return f"refund item {item.product_name!r} is not negative"
+    return f"item {item.product_name!r} has quantity {item.qty} on a sale"
 
 
 # --- POS Sales Receipt -----------------------------------------------------------------------
@@ -166,42 +172,64 @@ def _invoice_problem(items: list[Any], amounts: list[Decimal | None]) -> str | N
 
 def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[ReceiptLine]]:
     """One receipt (or refund) per paid transaction, a line per payment method, plus a rounding
-    line when 5-sen cash rounding made the cash kept differ from the invoice total."""
+    line when 5-sen cash rounding made the cash kept differ from the invoice total.
+
+    One pass per payment row; the reasons for skipping a transaction are only worked out
+    (``_receipt_problem``) once the fast checks found one."""
     accounts, walk_in = mapping.payment_accounts, mapping.walk_in_customer
+    usages = {method: (account, "receipt") for method, account in accounts.items()}
+    new_line, add_account = tuple.__new__, tally.accounts.add
     for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
         payments = list(group)
         head = payments[0]
-        problem = _receipt_problem(payments, mapping)
-        if problem:
-            tally.skip(head.receipt_no, problem)
+        invoice = head.receipt_no
+        if head.has_bad_items or head.payment_id is None:
+            tally.skip(invoice, _receipt_problem(payments, mapping))
             continue
         refund = head.refund_of_id is not None
-        number = ("RFND-" if refund else "RCPT-") + head.receipt_no
-        day, currency, invoice = myt_date(head.paid_at), head.currency, head.receipt_no
+        number = ("RFND-" if refund else "RCPT-") + invoice
+        day, currency = myt_date(head.paid_at), head.currency
         doc_type = DOC_TYPE_REFUND if refund else DOC_TYPE_RECEIPT
         customer = (head.member_name or "").strip() or walk_in
-        lines, paid, has_cash = [], ZERO, False
+        lines, methods, paid, has_cash, unknown = [], [], ZERO, False, False
         for pay in payments:
-            kept = _kept(pay)
+            method = pay.method
+            account = accounts.get(method)
+            if account is None:
+                unknown = True
+                break
+            received, change = pay.amount_received, pay.change_amount
+            if method == "cash" and received is not None and change is not None:
+                kept = received - change
+                description = f"{METHOD_LABELS['cash']}: received {received}, change {change}"
+            else:
+                kept = pay.amount
+                description = METHOD_LABELS.get(method, method)
             if kept == 0:
                 continue
             paid += kept
-            has_cash = has_cash or pay.method == "cash"
-            lines.append(ReceiptLine(number, day, doc_type, customer, currency, invoice, pay.method,
-                                     accounts[pay.method], kept, pay.reference_no or "", _payment_description(pay)))
+            has_cash = has_cash or method == "cash"
+            methods.append(method)
+            lines.append(new_line(ReceiptLine, (number, day, doc_type, customer, currency, invoice, method, account,
+                                                kept, pay.reference_no or "", description)))
+        if unknown or not lines:
+            tally.skip(invoice, _receipt_problem(payments, mapping))
+            continue
         difference = head.total - paid
         if difference and not (has_cash and abs(difference) <= MAX_CASH_ROUNDING):
             tally.skip(invoice, f"payments add up to {paid}, the total is {head.total}")
             continue
-        tally.accounts.update((line.account, "receipt") for line in lines)
+        for method in methods:
+            add_account(usages[method])
         if difference:
             lines.append(ReceiptLine(number, day, doc_type, customer, currency, invoice, PAYMENT_METHOD_ROUNDING,
                                      mapping.rounding_account, difference, "", "Cash rounding (5 sen)"))
-            tally.accounts.add((mapping.rounding_account, "rounding"))
+            add_account((mapping.rounding_account, "rounding"))
         yield tally.document(lines, day, currency, head.total)
 
 
 def _receipt_problem(payments: list[Any], mapping: Mapping) -> str | None:
+    """Why a paid transaction gets no receipt (the first reason that applies)."""
     head = payments[0]
     if head.has_bad_items:
         return "its invoice has invalid items, so there is no invoice to settle"
@@ -220,13 +248,6 @@ def _kept(pay: Any) -> Decimal:
     if pay.method == "cash" and pay.amount_received is not None and pay.change_amount is not None:
         return pay.amount_received - pay.change_amount
     return pay.amount
-
-
-def _payment_description(pay: Any) -> str:
-    label = METHOD_LABELS.get(pay.method, pay.method)
-    if pay.method == "cash" and pay.amount_received is not None and pay.change_amount is not None:
-        return f"{label}: received {pay.amount_received}, change {pay.change_amount}"
-    return label
 
 
 # --- KOL Bill and KOL Payment ----------------------------------------------------------------

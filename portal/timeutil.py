@@ -25,8 +25,10 @@ def to_myt(value: datetime) -> datetime:
 
 
 def myt_date(value: datetime) -> date:
-    """The MYT calendar day a UTC instant falls on."""
-    return to_myt(value).date()
+    """The MYT calendar day a UTC instant falls on (a naive value is UTC). Once per document."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(MYT).date()
 
 
 def myt_today(now: datetime | None = None) -> date:

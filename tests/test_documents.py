@@ -60,6 +60,30 @@ def test_bad_source_rows_are_named_by_receipt_and_the_rest_is_built():
     assert "quantity -2" in tally.problems[0].message
 
 
+def _with(row, **changes):
+    return SimpleNamespace(**{**row.__dict__, **changes})
+
+
+@pytest.mark.parametrize("rows, reason", [
+    ([_with(item_row(), item_id=None, qty=None, unit_price=None, line_total=None)], "transaction has no items"),
+    ([_with(item_row(), qty=None)], "'Lipstick' has no quantity, price or line total"),
+    ([_with(item_row(), line_total=None)], "'Lipstick' has no quantity, price or line total"),
+    ([item_row(price="-1.00", total="-1.00")], "'Lipstick' has a negative price"),
+    ([item_row(qty="0", total="0.00")], "'Lipstick' has quantity 0 on a sale"),
+    ([item_row(qty="1", total="10.00", original="POS2026051400009")], "refund item 'Lipstick' is not negative"),
+    ([item_row(total="10.00", line_total="9.99")], "qty × price − discount ≠ line total 9.99"),
+    ([item_row(total="10.00"), item_row(total="10.00", item_id=2, price="-2.00")], "has a negative price"),
+    ([item_row(total="10.01")], "line totals add up to 10.00, NS16 total is 10.01"),
+])
+def test_every_reason_an_invoice_is_skipped(rows, reason):
+    tally = Tally()
+    assert list(build_invoices(rows + [item_row(txn_id=2, receipt="POS2026051400002", total="10.00")], M, tally)) \
+        == list(build_invoices([item_row(txn_id=2, receipt="POS2026051400002", total="10.00")], M, Tally()))
+    [problem] = tally.problems
+    assert problem.reference == "POS2026051400001" and reason in problem.message
+    assert tally.documents == 1 and tally.total == D("10.00")
+
+
 def pay_row(method, amount, received=None, change=None, total="11.12", refund_of=None, payment_id=1, ref=None):
     return SimpleNamespace(txn_id=1, receipt_no="POS2026051400001", paid_at=at(14, 12), member_name=None,
                            total=D(total), refund_of_id=refund_of, currency="MYR", has_bad_items=False,
@@ -93,6 +117,29 @@ def test_refund_receipt_is_negative_and_non_cash_mismatch_is_a_problem():
     tally = Tally()
     assert list(build_receipts([pay_row("card", "11.00")], M, tally)) == []
     assert "payments add up to 11.00" in tally.problems[0].message
+
+
+@pytest.mark.parametrize("rows, reason", [
+    ([_with(pay_row("card", "11.12"), has_bad_items=True)], "its invoice has invalid items"),
+    ([_with(pay_row("card", "11.12"), payment_id=None)], "paid transaction has no payment lines"),
+    ([pay_row("cheque", "11.12"), _with(pay_row("bitcoin", "0.12"), payment_id=2)],
+     "unknown payment method bitcoin, cheque"),
+    ([pay_row("card", "0.00"), pay_row("cash", "5.00", "5.00", "5.00", payment_id=2)], "nothing was paid"),
+    ([pay_row("card", "11.10")], "payments add up to 11.10, the total is 11.12"),  # rounding needs cash
+    ([pay_row("cash", "11.00", "20.00", "9.00")], "payments add up to 11.00"),  # more than 2 sen off
+])
+def test_every_reason_a_receipt_is_skipped(rows, reason):
+    tally = Tally()
+    assert list(build_receipts(rows, M, tally)) == []
+    [problem] = tally.problems
+    assert problem.reference == "POS2026051400001" and reason in problem.message
+    assert tally.documents == 0 and tally.accounts == set()
+
+
+def test_a_cash_payment_without_received_and_change_still_allows_rounding():
+    [doc] = list(build_receipts([pay_row("cash", "11.10"), _with(pay_row("card", "0.00"), payment_id=2)], M, Tally()))
+    assert [(line.payment_method, line.amount, line.description) for line in doc] == [
+        ("cash", D("11.10"), "Cash"), ("rounding", D("0.02"), "Cash rounding (5 sen)")]
 
 
 def settlement(period="2026-04", sales="12345.60", rate="10.00", commission="1234.56", paid_at=None):
