@@ -1,6 +1,8 @@
 """Shared plumbing for the bench scripts: a throwaway portal stack on loopback.
 
-``Stack`` makes a temp dir with a fresh SQLite database (``flask --app wsgi db upgrade``), uses
+``Stack`` makes a temp dir with a fresh SQLite database (``flask --app wsgi db upgrade``) — or, with
+``database="postgres"``, a fresh PostgreSQL database ``bench_<name>_<pid>`` on ``BENCH_PG_URL``'s server,
+dropped afterwards —, uses
 Redis database 8 of ``REDIS_URL`` (flushed before and after; nothing else is touched), and starts
 on demand the AiAccount simulator, RQ workers and gunicorn. Everything it starts is stopped by its
 own pid in ``close()``. The bench scripts print figures; they are not tests.
@@ -60,16 +62,38 @@ def flush_redis() -> None:
     conn.close()
 
 
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_admin(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(statement)
+
+
 class Stack:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, database: str = "sqlite") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.db_path = self.dir / "portal.sqlite"
         self.processes: list[subprocess.Popen] = []
         self.sim_url = ""
+        self.pg_database = ""
+        if database == "postgres":
+            from urllib.parse import urlsplit, urlunsplit
+
+            self.pg_database = f"bench_{name}_{os.getpid()}"
+            _pg_admin(f'CREATE DATABASE "{self.pg_database}"')
+            parts = urlsplit(PG_URL)
+            database_url = urlunsplit(("postgresql+psycopg", parts.netloc, "/" + self.pg_database, parts.query, ""))
+        elif database == "sqlite":
+            database_url = f"sqlite:///{self.db_path}"
+        else:
+            raise ValueError(f"database must be sqlite or postgres, not {database!r}")
         self.env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_URL,
             "RQ_QUEUE": QUEUE,
             "AIACCOUNT_MASTER_KEYS": test_master_keys(),
@@ -155,6 +179,8 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         flush_redis()
+        if self.pg_database:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> "Stack":

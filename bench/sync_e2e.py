@@ -178,6 +178,8 @@ def run_child(stack: Stack, which: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=10_000)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="sqlite (a temp file) or postgres (a temp database on BENCH_PG_URL's server)")
     parser.add_argument("--child", choices=("sync", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -185,13 +187,13 @@ def main() -> int:
         return 0
 
     n = args.transactions
-    with Stack("sync") as stack:
+    with Stack("sync", args.database) as stack:
         seed_seconds = stack.seed(n)
         stack.start_simulator()
         sync = run_child(stack, "sync")
         floor = run_child(stack, "floor")
 
-    print(f"sync_e2e: {n} transactions, seed {seed_seconds:.1f} s, {os.cpu_count()} cores")
+    print(f"sync_e2e: {n} transactions on {args.database}, seed {seed_seconds:.1f} s, {os.cpu_count()} cores")
     portal = floor_total = parse_total = 0.0
     lines_total = 0
     for sync_type in TYPES:
@@ -213,7 +215,7 @@ def main() -> int:
     print(f"  both: {sync['seconds']} s end to end ({lines_total / sync['seconds']:,.0f} lines/s), "
           f"jobs {sync['jobs']}, portal part {portal:.3f} s vs floor {floor_total:.3f} s, "
           f"simulator parse {parse_total:.3f} s, peak RSS {sync['peak_rss_mb']} MB")
-    print(result_line(transactions=n, seconds=sync["seconds"], floor_seconds=round(floor_total, 3),
+    print(result_line(transactions=n, database=args.database, seconds=sync["seconds"], floor_seconds=round(floor_total, 3),
                       ratio=round(portal / floor_total, 3), peak_rss_mb=sync["peak_rss_mb"], queries=queries,
                       portal_seconds=round(portal, 3), simulator_parse_seconds=round(parse_total, 3),
                       rows_per_s=round(lines_total / sync["seconds"]), seed_seconds=round(seed_seconds, 1)))

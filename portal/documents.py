@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import groupby
-from operator import attrgetter
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple, Optional
 
 from .aiaccount.templates import (
     DOC_TYPE_CREDIT_NOTE,
@@ -102,108 +102,176 @@ def _percent(rate: Decimal) -> str:
     return format(rate.normalize(), "f")
 
 
+# --- Source rows -----------------------------------------------------------------------------
+# What the builders read: one row type per sync type, the columns of its query in sources.py.
+# The POS builders read rows by position: SQLAlchemy's ``Row`` answers ``row[13]`` in ~15 ns and
+# ``row.qty`` in ~250 ns, which was a quarter of the invoice build (docs/performance.md).
+
+
+class InvoiceRow(NamedTuple):
+    """One item line of a POS transaction, with its transaction's values (a transaction with no
+    items comes as one row whose item fields are None)."""
+
+    txn_id: int
+    receipt_no: str
+    created_at: datetime
+    member_name: Optional[str]
+    status: str
+    total: Decimal
+    tax_amount: Decimal
+    original_receipt_no: Optional[str]
+    currency: str
+    sst_rate: Decimal
+    item_id: Optional[int]
+    product_name: Optional[str]
+    sku: Optional[str]
+    qty: Optional[Decimal]
+    unit_price: Optional[Decimal]
+    discount: Optional[Decimal]
+    line_total: Optional[Decimal]
+
+
+class ReceiptRow(NamedTuple):
+    """One payment line of a paid POS transaction, with its transaction's values."""
+
+    txn_id: int
+    receipt_no: str
+    paid_at: datetime
+    member_name: Optional[str]
+    total: Decimal
+    refund_of_id: Optional[int]
+    currency: str
+    has_bad_items: bool
+    payment_id: Optional[int]
+    method: Optional[str]
+    amount: Optional[Decimal]
+    amount_received: Optional[Decimal]
+    change_amount: Optional[Decimal]
+    reference_no: Optional[str]
+
+
+class BillRow(NamedTuple):
+    settlement_id: int
+    period: str
+    product_sales: Decimal
+    rate_snapshot: Decimal
+    commission: Optional[Decimal]
+    settled_date: date
+    kol_code: str
+    kol_name: str
+
+
+class PaymentRow(NamedTuple):
+    settlement_id: int
+    period: str
+    commission: Optional[Decimal]
+    paid_at: datetime
+    payment_reference: Optional[str]
+    kol_code: str
+    kol_name: str
+
+
 # --- POS Sales Invoice -----------------------------------------------------------------------
 
 
-def build_invoices(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[InvoiceLine]]:
+def build_invoices(rows: Iterable[InvoiceRow], mapping: Mapping, tally: Tally) -> Iterator[list[InvoiceLine]]:
     """One invoice per POS transaction (a refund: a credit note referencing the original).
 
-    The hot loop of a sync (one pass per item line): amounts are computed once and checked in the
-    same pass, rows are read positionally, lines are built with ``tuple.__new__`` (the NamedTuple
-    without its Python-level ``__new__`` frame). docs/performance.md has the profile behind it.
+    The hot loop of a sync (one pass per item line): rows are read by position (sources.py says
+    why), amounts are computed once and checked in the same pass, lines are built with
+    ``tuple.__new__`` (the NamedTuple without its Python-level ``__new__``). docs/performance.md
+    has the profile behind it.
     """
     account, walk_in = mapping.sales_account, mapping.walk_in_customer
     tax_sst, tax_none = mapping.tax_code_sst, mapping.tax_code_none
     new_line, quantize = tuple.__new__, Decimal.quantize
-    for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
+    for _txn_id, group in groupby(rows, key=itemgetter(0)):
         items = list(group)
-        head = items[0]
-        number, rate, original = head.receipt_no, head.sst_rate, head.original_receipt_no
-        if head.item_id is None:
+        (_, number, created_at, member, _status, ns16_total, _tax, original, currency, rate, item_id,
+         *_item) = items[0]
+        if item_id is None:
             tally.skip(number, "transaction has no items")
             continue
         refund = original is not None
-        day = myt_date(head.created_at)
-        customer = (head.member_name or "").strip() or walk_in
+        day = myt_date(created_at)
+        customer = (member or "").strip() or walk_in
         taxed = rate > 0
         tax_code = tax_sst if taxed else tax_none
         doc_type = DOC_TYPE_CREDIT_NOTE if refund else DOC_TYPE_INVOICE
-        reference_doc, currency = original or "", head.currency
+        reference_doc = original or ""
         lines, total, problem = [], ZERO, None
-        for item in items:
-            qty, price, discount, line_total = item.qty, item.unit_price, item.discount or ZERO, item.line_total
+        for *_head, _item_id, product, sku, qty, price, discount, line_total in items:
+            if discount is None:
+                discount = ZERO
             if (qty is None or price is None or line_total is None or price < 0
                     or (qty >= 0 and line_total > 0 if refund else qty <= 0)):
-                problem = _item_problem(item, refund)
+                problem = _item_problem(product, qty, price, line_total, refund)
                 break
             amount = quantize(qty * price - discount, SEN, ROUND_HALF_UP)
             if amount != line_total:
-                problem = f"item {item.product_name!r}: qty × price − discount ≠ line total {line_total}"
+                problem = f"item {product!r}: qty × price − discount ≠ line total {line_total}"
                 break
             tax = quantize(amount * rate / HUNDRED, SEN, ROUND_HALF_UP) if taxed else ZERO
             total += amount + tax
-            lines.append(new_line(InvoiceLine, (
-                number, day, doc_type, reference_doc, customer, currency, item.product_name, qty, price, discount,
-                tax_code, tax, account, amount, item.sku or "")))
+            lines.append(new_line(InvoiceLine, (number, day, doc_type, reference_doc, customer, currency, product, qty,
+                                                price, discount, tax_code, tax, account, amount, sku or "")))
         if problem:
             tally.skip(number, problem)
             continue
-        if total != head.total:
-            tally.skip(number, f"line totals add up to {total}, NS16 total is {head.total}")
+        if total != ns16_total:
+            tally.skip(number, f"line totals add up to {total}, NS16 total is {ns16_total}")
             continue
         tally.tax_codes.add(tax_code)
         tally.accounts.add((account, "sales"))
         yield tally.document(lines, day, currency, total)
 
 
-def _item_problem(item: Any, refund: bool) -> str:
+def _item_problem(product: str | None, qty: Decimal | None, price: Decimal | None, line_total: Decimal | None,
+                  refund: bool) -> str:
     """Why NS16 should never have produced this item line (only asked once a check failed)."""
-    if item.qty is None or item.unit_price is None or item.line_total is None:
-        return f"item {item.product_name!r} has no quantity, price or line total"
-    if item.unit_price < 0:
-        return f"item {item.product_name!r} has a negative price"
+    if qty is None or price is None or line_total is None:
+        return f"item {product!r} has no quantity, price or line total"
+    if price < 0:
+        return f"item {product!r} has a negative price"
     if refund:
-        return f"refund item {item.product_name!r} is not negative"
-    return f"item {item.product_name!r} has quantity {item.qty} on a sale"
+        return f"refund item {product!r} is not negative"
+    return f"item {product!r} has quantity {qty} on a sale"
 
 
 # --- POS Sales Receipt -----------------------------------------------------------------------
 
 
-def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[ReceiptLine]]:
+def build_receipts(rows: Iterable[ReceiptRow], mapping: Mapping, tally: Tally) -> Iterator[list[ReceiptLine]]:
     """One receipt (or refund) per paid transaction, a line per payment method, plus a rounding
     line when 5-sen cash rounding made the cash kept differ from the invoice total.
 
-    One pass per payment row; the reasons for skipping a transaction are only worked out
-    (``_receipt_problem``) once the fast checks found one."""
+    One pass per payment row, read by position; the reasons for skipping a transaction are only
+    worked out (``_receipt_problem``) once the fast checks found one."""
     accounts, walk_in = mapping.payment_accounts, mapping.walk_in_customer
     usages = {method: (account, "receipt") for method, account in accounts.items()}
     new_line, add_account = tuple.__new__, tally.accounts.add
-    for _txn_id, group in groupby(rows, key=attrgetter("txn_id")):
+    for _txn_id, group in groupby(rows, key=itemgetter(0)):
         payments = list(group)
-        head = payments[0]
-        invoice = head.receipt_no
-        if head.has_bad_items or head.payment_id is None:
+        _, invoice, paid_at, member, ns16_total, refund_of_id, currency, bad_items, payment_id, *_pay = payments[0]
+        if bad_items or payment_id is None:
             tally.skip(invoice, _receipt_problem(payments, mapping))
             continue
-        refund = head.refund_of_id is not None
+        refund = refund_of_id is not None
         number = ("RFND-" if refund else "RCPT-") + invoice
-        day, currency = myt_date(head.paid_at), head.currency
+        day = myt_date(paid_at)
         doc_type = DOC_TYPE_REFUND if refund else DOC_TYPE_RECEIPT
-        customer = (head.member_name or "").strip() or walk_in
+        customer = (member or "").strip() or walk_in
         lines, methods, paid, has_cash, unknown = [], [], ZERO, False, False
-        for pay in payments:
-            method = pay.method
+        for *_head, _payment_id, method, amount, received, change, reference in payments:
             account = accounts.get(method)
             if account is None:
                 unknown = True
                 break
-            received, change = pay.amount_received, pay.change_amount
             if method == "cash" and received is not None and change is not None:
                 kept = received - change
                 description = f"{METHOD_LABELS['cash']}: received {received}, change {change}"
             else:
-                kept = pay.amount
+                kept = amount
                 description = METHOD_LABELS.get(method, method)
             if kept == 0:
                 continue
@@ -211,13 +279,13 @@ def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Itera
             has_cash = has_cash or method == "cash"
             methods.append(method)
             lines.append(new_line(ReceiptLine, (number, day, doc_type, customer, currency, invoice, method, account,
-                                                kept, pay.reference_no or "", description)))
+                                                kept, reference or "", description)))
         if unknown or not lines:
             tally.skip(invoice, _receipt_problem(payments, mapping))
             continue
-        difference = head.total - paid
+        difference = ns16_total - paid
         if difference and not (has_cash and abs(difference) <= MAX_CASH_ROUNDING):
-            tally.skip(invoice, f"payments add up to {paid}, the total is {head.total}")
+            tally.skip(invoice, f"payments add up to {paid}, the total is {ns16_total}")
             continue
         for method in methods:
             add_account(usages[method])
@@ -225,10 +293,10 @@ def build_receipts(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Itera
             lines.append(ReceiptLine(number, day, doc_type, customer, currency, invoice, PAYMENT_METHOD_ROUNDING,
                                      mapping.rounding_account, difference, "", "Cash rounding (5 sen)"))
             add_account((mapping.rounding_account, "rounding"))
-        yield tally.document(lines, day, currency, head.total)
+        yield tally.document(lines, day, currency, ns16_total)
 
 
-def _receipt_problem(payments: list[Any], mapping: Mapping) -> str | None:
+def _receipt_problem(payments: list[ReceiptRow], mapping: Mapping) -> str | None:
     """Why a paid transaction gets no receipt (the first reason that applies)."""
     head = payments[0]
     if head.has_bad_items:
@@ -257,7 +325,7 @@ def bill_number(period: str, kol_code: str) -> str:
     return f"KOL-{period}-{kol_code}"
 
 
-def build_bills(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[BillLine]]:
+def build_bills(rows: Iterable[BillRow], mapping: Mapping, tally: Tally) -> Iterator[list[BillLine]]:
     """One bill per KOL settlement: the commission the blogger owes the KOL (a supplier)."""
     for row in rows:
         number = bill_number(row.period, row.kol_code)
@@ -274,7 +342,7 @@ def build_bills(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator
         yield tally.document([line], row.settled_date, mapping.currency, row.commission)
 
 
-def build_payments(rows: Iterable[Any], mapping: Mapping, tally: Tally) -> Iterator[list[PaymentLine]]:
+def build_payments(rows: Iterable[PaymentRow], mapping: Mapping, tally: Tally) -> Iterator[list[PaymentLine]]:
     """One payment per paid settlement, against its bill, out of the bank account."""
     for row in rows:
         number = bill_number(row.period, row.kol_code)

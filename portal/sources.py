@@ -3,6 +3,10 @@
 One query per type (no N+1), filtered by the blogger and by MYT day bounds, streamed in
 batches so memory stays flat however many rows a range holds. Only the four source tables
 are read here: e-commerce ``orders`` and ``blogger_settlements`` never are.
+
+Each query's columns are exactly the fields of its row type (``documents.InvoiceRow`` …), in that
+order: the POS builders read rows by position (documents.py says why), tests build rows with the
+same NamedTuples, and tests/test_documents.py checks that the columns match the fields.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
+from .documents import BillRow, InvoiceRow, PaymentRow, ReceiptRow
 from .extensions import db
 from .models import Kol, KolSettlement, PosPayment, PosTransaction, PosTransactionItem, Store
 from .timeutil import myt_range_to_utc
@@ -97,6 +102,13 @@ def payment_rows_query(blogger_id: int, start: date, end: date) -> Select:
         .order_by(KS.c.paid_at, KS.c.id)
     )
 
+
+ROW_TYPES = {
+    "pos_invoice": InvoiceRow,
+    "pos_receipt": ReceiptRow,
+    "kol_bill": BillRow,
+    "kol_payment": PaymentRow,
+}
 
 QUERIES = {
     "pos_invoice": invoice_rows_query,

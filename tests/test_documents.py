@@ -3,11 +3,20 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal as D
-from types import SimpleNamespace
-
 import pytest
 
-from portal.documents import Mapping, Tally, build_bills, build_invoices, build_payments, build_receipts
+from portal.documents import (
+    BillRow,
+    InvoiceRow,
+    Mapping,
+    PaymentRow,
+    ReceiptRow,
+    Tally,
+    build_bills,
+    build_invoices,
+    build_payments,
+    build_receipts,
+)
 from portal.preflight import preflight
 
 MYT = timezone(timedelta(hours=8))
@@ -22,11 +31,11 @@ def item_row(txn_id=1, receipt="POS2026051400001", qty="1", price="10.00", disco
              created=None, member=None, original=None, rate="0", currency="MYR", item_id=1, line_total=None):
     qty_d, price_d, disc_d = D(qty), D(price), D(discount)
     amount = (qty_d * price_d - disc_d).quantize(D("0.01"))
-    return SimpleNamespace(txn_id=txn_id, receipt_no=receipt, created_at=created or at(14, 12), member_name=member,
-                           status="paid", total=D(total) if total else None, tax_amount=D("0"),
-                           original_receipt_no=original, currency=currency, sst_rate=D(rate), item_id=item_id,
-                           product_name="Lipstick", sku="LIP-01", qty=qty_d, unit_price=price_d, discount=disc_d,
-                           line_total=D(line_total) if line_total else amount)
+    return InvoiceRow(txn_id=txn_id, receipt_no=receipt, created_at=created or at(14, 12), member_name=member,
+                      status="paid", total=D(total) if total else None, tax_amount=D("0"),
+                      original_receipt_no=original, currency=currency, sst_rate=D(rate), item_id=item_id,
+                      product_name="Lipstick", sku="LIP-01", qty=qty_d, unit_price=price_d, discount=disc_d,
+                      line_total=D(line_total) if line_total else amount)
 
 
 def test_invoice_per_transaction_with_per_line_tax_and_myt_date():
@@ -52,7 +61,7 @@ def test_refund_becomes_a_credit_note_referencing_the_original():
 def test_bad_source_rows_are_named_by_receipt_and_the_rest_is_built():
     rows = [item_row(txn_id=1, receipt="POS2026051400001", qty="-2", total="-20.00"),
             item_row(txn_id=2, receipt="POS2026051400002", total="10.00"),
-            SimpleNamespace(**{**item_row(txn_id=3, receipt="POS2026051400003").__dict__, "unit_price": None})]
+            item_row(txn_id=3, receipt="POS2026051400003")._replace(unit_price=None)]
     tally = Tally()
     docs = list(build_invoices(rows, M, tally))
     assert [d[0].doc_no for d in docs] == ["POS2026051400002"]
@@ -61,7 +70,7 @@ def test_bad_source_rows_are_named_by_receipt_and_the_rest_is_built():
 
 
 def _with(row, **changes):
-    return SimpleNamespace(**{**row.__dict__, **changes})
+    return row._replace(**changes)
 
 
 @pytest.mark.parametrize("rows, reason", [
@@ -85,11 +94,11 @@ def test_every_reason_an_invoice_is_skipped(rows, reason):
 
 
 def pay_row(method, amount, received=None, change=None, total="11.12", refund_of=None, payment_id=1, ref=None):
-    return SimpleNamespace(txn_id=1, receipt_no="POS2026051400001", paid_at=at(14, 12), member_name=None,
-                           total=D(total), refund_of_id=refund_of, currency="MYR", has_bad_items=False,
-                           payment_id=payment_id, method=method, amount=D(amount),
-                           amount_received=D(received) if received else None,
-                           change_amount=D(change) if change else None, reference_no=ref)
+    return ReceiptRow(txn_id=1, receipt_no="POS2026051400001", paid_at=at(14, 12), member_name=None,
+                      total=D(total), refund_of_id=refund_of, currency="MYR", has_bad_items=False,
+                      payment_id=payment_id, method=method, amount=D(amount),
+                      amount_received=D(received) if received else None,
+                      change_amount=D(change) if change else None, reference_no=ref)
 
 
 def test_receipt_counts_cash_kept_and_posts_rounding_line():
@@ -142,10 +151,14 @@ def test_a_cash_payment_without_received_and_change_still_allows_rounding():
         ("cash", D("11.10"), "Cash"), ("rounding", D("0.02"), "Cash rounding (5 sen)")]
 
 
-def settlement(period="2026-04", sales="12345.60", rate="10.00", commission="1234.56", paid_at=None):
-    return SimpleNamespace(settlement_id=1, period=period, product_sales=D(sales), rate_snapshot=D(rate),
-                           commission=D(commission), settled_date=date(2026, 5, 3), kol_code="K001",
-                           kol_name="Farah Beauty", paid_at=paid_at, payment_reference="IBG1")
+def settlement(period="2026-04", sales="12345.60", rate="10.00", commission="1234.56"):
+    return BillRow(settlement_id=1, period=period, product_sales=D(sales), rate_snapshot=D(rate),
+                   commission=D(commission), settled_date=date(2026, 5, 3), kol_code="K001", kol_name="Farah Beauty")
+
+
+def paid_settlement(paid_at, period="2026-04", commission="1234.56"):
+    return PaymentRow(settlement_id=1, period=period, commission=D(commission), paid_at=paid_at,
+                      payment_reference="IBG1", kol_code="K001", kol_name="Farah Beauty")
 
 
 def test_kol_bill_and_payment():
@@ -153,9 +166,19 @@ def test_kol_bill_and_payment():
     assert bill[0].bill_no == "KOL-2026-04-K001" and bill[0].supplier == "Farah Beauty"
     assert bill[0].description == "Commission 2026-04: 10% of MYR 12,345.60"
     assert (bill[0].account, bill[0].tax_code, bill[0].amount) == ("61001", "NT", D("1234.56"))
-    [pay] = list(build_payments([settlement(paid_at=at(6, 23, 59))], M, Tally()))
+    [pay] = list(build_payments([paid_settlement(at(6, 23, 59))], M, Tally()))
     assert pay[0].bill_no == "KOL-2026-04-K001" and pay[0].account == "12000"
     assert pay[0].payment_date == date(2026, 5, 6) and pay[0].reference == "IBG1"
+
+
+@pytest.mark.parametrize("sync_type", ["pos_invoice", "pos_receipt", "kol_bill", "kol_payment"])
+def test_each_query_selects_exactly_its_row_type_in_order(sync_type):
+    """The builders read rows by position: a column added, dropped or moved in sources.py
+    without the row type (or the other way round) fails here, not in a customer's book."""
+    from portal.sources import QUERIES, ROW_TYPES
+
+    query = QUERIES[sync_type](1, date(2026, 5, 1), date(2026, 5, 31))
+    assert tuple(query.selected_columns.keys()) == ROW_TYPES[sync_type]._fields
 
 
 def test_preflight_names_what_to_fix():

@@ -18,7 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portal.aiaccount import SYNC_TYPE_KINDS, read_xlsx, write_xlsx
-from portal.documents import Mapping, Tally, build_bills, build_invoices, build_payments, build_receipts
+from portal.documents import (
+    InvoiceRow,
+    Mapping,
+    ReceiptRow,
+    Tally,
+    build_bills,
+    build_invoices,
+    build_payments,
+    build_receipts,
+)
 from portal.money import line_amount, line_tax, round_cash
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,7 +83,7 @@ def invoice_rows(transactions):
     for txn in transactions:
         for n, (qty, price, discount) in enumerate(txn["items"], start=1):
             item_id += 1
-            rows.append(SimpleNamespace(
+            rows.append(InvoiceRow(
                 txn_id=txn["id"], receipt_no=txn["receipt"], created_at=txn["at"], member_name=txn["member"],
                 status="paid", total=txn["total"], tax_amount=None, original_receipt_no=txn["original"],
                 currency="MYR", sst_rate=txn["rate"], item_id=item_id, product_name=f"Product {n}", sku=f"SKU{n}",
@@ -157,7 +166,7 @@ def paid(draw):
                 amount = round_cash(part)
                 received = amount + D(draw(st.integers(min_value=0, max_value=5000))) / 100
                 change = received - amount
-            rows.append(SimpleNamespace(
+            rows.append(ReceiptRow(
                 txn_id=txn["id"], receipt_no=txn["receipt"], paid_at=txn["at"], member_name=txn["member"],
                 total=total, refund_of_id=txn["refund_of"], currency="MYR", has_bad_items=False,
                 payment_id=payment_id, method=method, amount=amount, amount_received=received,
@@ -243,7 +252,7 @@ def test_kol_bills_and_payments_push_exactly_the_commissions(rows):
 def test_a_receipt_exists_for_every_invoice_and_settles_it_exactly(transactions):
     """Invoices and receipts built from the same paid transactions reference each other one to one."""
     invoices = list(build_invoices(invoice_rows(transactions), M, Tally()))
-    payment_rows = [SimpleNamespace(
+    payment_rows = [ReceiptRow(
         txn_id=t["id"], receipt_no=t["receipt"], paid_at=t["at"], member_name=t["member"], total=t["total"],
         refund_of_id=t["refund_of"], currency="MYR", has_bad_items=False, payment_id=t["id"], method="card",
         amount=t["total"], amount_received=None, change_amount=None, reference_no="C") for t in transactions
