@@ -37,7 +37,7 @@ def _int(name: str, default: int) -> int:
         return default
     try:
         return int(value)
-    except ValueError as exc:
+    except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
 
 

@@ -1,7 +1,7 @@
 """Auto-push: who is due, the four steps in order, stopping at a master-data failure."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from rq import SimpleWorker

@@ -2,84 +2,43 @@
 
 gunicorn (2 workers) serves the portal on a migrated and seeded SQLite file, a real ``rq worker``
 process runs the jobs, the simulator answers as AiAccount. Debian's Chromium is driven through
-Playwright (never ``playwright install``). Screenshots of the main states go to docs/screenshots/.
+Playwright (never ``playwright install``). Screenshots of the main states go to $SCREENSHOTS_DIR
+(README: ``SCREENSHOTS_DIR=docs/screenshots``), else to a temp dir.
 """
 from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from redis import Redis
 
 from config import TestConfig
 from portal.timeutil import myt_today
-from tests.plugin_simulator import ROOT, free_port
+
+from tests.plugin_browser import LiveStack, live_stack, require_browser, screenshot
 
 pytestmark = pytest.mark.browser
 
-from tests.plugin_browser import CHROMIUM
-from tests.plugin_browser import stop as _stop
-from tests.plugin_browser import wait_http as _wait_http
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(tempfile.gettempdir()) / f"ns16-screenshots-{os.getpid()}"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 PAGE = "/finance/aiaccount-sync/"
-VENV_BIN = Path(sys.executable).parent
 SEED_DAYS = 40
 
 
-@dataclass
-class Stack:
-    url: str
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="session")
-def stack(simulator, tmp_path_factory) -> Iterator[Stack]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    workdir = tmp_path_factory.mktemp("stack")
-    queue = f"aiaccount-browser-{os.getpid()}"
-    env = {
-        **os.environ,
-        "PORTAL_ENV": "development",
-        "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite'}",
-        "REDIS_URL": REDIS_URL,
-        "RQ_QUEUE": queue,
-        "AIACCOUNT_BASE_URL": simulator.url,
-        "AIACCOUNT_MASTER_KEYS": TestConfig.AIACCOUNT_MASTER_KEYS,
-        "SECRET_KEY": "browser-test-secret",
-        "PYTHONPATH": str(ROOT),
-    }
-    simulator.reset()
+def stack(simulator, tmp_path_factory) -> Iterator[LiveStack]:
+    require_browser()
     redis = Redis.from_url(REDIS_URL)
-    redis.flushdb()
-    flask = [str(VENV_BIN / "flask"), "--app", "wsgi"]
-    for command in (["db", "upgrade"], ["seed-demo", "--days", str(SEED_DAYS)]):
-        subprocess.run([*flask, *command], cwd=ROOT, env=env, check=True, capture_output=True)
-    port = free_port()
-    logs = {name: workdir / f"{name}.log" for name in ("portal", "worker")}
-    with logs["portal"].open("wb") as portal_log, logs["worker"].open("wb") as worker_log:
-        portal = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=portal_log, stderr=subprocess.STDOUT)
-        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", REDIS_URL, "-w", "portal.worker.Worker", queue],
-                                  cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+    redis.flushdb()  # database 14 is this file's own
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", portal, logs["portal"])
-        yield Stack(f"http://127.0.0.1:{port}", env)
+        with live_stack(simulator, tmp_path_factory.mktemp("stack"), "browser", SEED_DAYS, REDIS_URL) as live:
+            yield live
     finally:
-        _stop(worker)
-        _stop(portal)
         redis.flushdb()
         redis.close()
 
@@ -103,8 +62,7 @@ def login(page, email: str) -> None:
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    screenshot(page, name, SCREENSHOTS)
 
 
 def test_sync_turns_the_pill_green_then_preview_and_download(page):
@@ -180,7 +138,7 @@ def test_expired_session_while_polling_goes_to_login(page, stack):
     expect(page.get_by_role("heading", name="Sign in to NS16")).to_be_visible()
 
 
-def _queue_a_run_that_never_ends(stack: Stack, email: str, sync_type: str) -> None:
+def _queue_a_run_that_never_ends(stack: LiveStack, email: str, sync_type: str) -> None:
     """A queued run whose job was never enqueued: its pill polls for as long as the test needs."""
     from sqlalchemy import select
 

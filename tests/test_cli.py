@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.credentials import reveal
 from portal.extensions import db
-from portal.models import AiAccountCredential, Blogger
+from portal.models import AiAccountCredential
 from portal.timeutil import myt_at, myt_today
 from tests.plugin_simulator import HEALTHY
 

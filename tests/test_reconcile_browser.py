@@ -1,70 +1,33 @@
 """The reconcile page in a real browser: the chart renders and "Push what's missing" works.
 
-A minimal live stack of its own (so the sync page's browser tests keep their untouched shop):
-gunicorn serves the portal on a migrated and seeded SQLite file, a real ``rq worker`` runs the
-jobs, the simulator answers as AiAccount, Debian's Chromium is driven through Playwright.
+A live stack of its own (``plugin_browser.live_stack``, so the sync page's browser tests keep their
+untouched shop): gunicorn, a real ``rq worker``, the simulator as AiAccount, Debian's Chromium
+driven through Playwright.
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import requests
-from redis import Redis
 
 from config import TestConfig
 from portal.timeutil import myt_today
-from tests.plugin_simulator import ROOT, free_port
 
 pytestmark = pytest.mark.browser
 
-from tests.plugin_browser import CHROMIUM
-from tests.plugin_browser import stop as _stop
-from tests.plugin_browser import wait_http as _wait_http
-VENV_BIN = Path(sys.executable).parent
+from tests.plugin_browser import live_stack, require_browser, screenshot
+
 PAGE = "/finance/aiaccount-sync/reconcile/"
 
 
 @pytest.fixture(scope="module")
 def live(simulator, tmp_path_factory) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    workdir = tmp_path_factory.mktemp("reconcile-stack")
-    redis_url = TestConfig.REDIS_URL
-    queue = f"aiaccount-reconcile-browser-{os.getpid()}"
-    env = {**os.environ, "PORTAL_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite'}",
-           "REDIS_URL": redis_url, "RQ_QUEUE": queue, "AIACCOUNT_BASE_URL": simulator.url,
-           "AIACCOUNT_MASTER_KEYS": TestConfig.AIACCOUNT_MASTER_KEYS, "SECRET_KEY": "reconcile-browser-secret",
-           "PYTHONPATH": str(ROOT)}
-    simulator.reset()
-    flask = [str(VENV_BIN / "flask"), "--app", "wsgi"]
-    for command in (["db", "upgrade"], ["seed-demo", "--days", "4"]):
-        subprocess.run([*flask, *command], cwd=ROOT, env=env, check=True, capture_output=True)
-    port = free_port()
-    logs = {name: workdir / f"{name}.log" for name in ("portal", "worker")}
-    with logs["portal"].open("wb") as portal_log, logs["worker"].open("wb") as worker_log:
-        portal = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=portal_log, stderr=subprocess.STDOUT)
-        worker = subprocess.Popen([str(VENV_BIN / "rq"), "worker", "--url", redis_url, "-w", "portal.worker.Worker", queue],
-                                  cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-    redis = Redis.from_url(redis_url)
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", portal, logs["portal"])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(worker)
-        _stop(portal)
-        redis.delete(*redis.keys(f"rq:*{queue}*")) if redis.keys(f"rq:*{queue}*") else None
-        redis.close()
+    require_browser()
+    with live_stack(simulator, tmp_path_factory.mktemp("reconcile-stack"), "reconcile-browser", 4,
+                    TestConfig.REDIS_URL) as stack:
+        yield stack.url
 
 
 @pytest.fixture
@@ -76,7 +39,7 @@ def page(chromium, live):
     context.close()
 
 
-def test_chart_renders_and_push_whats_missing_reconciles_the_days(page):
+def test_chart_renders_and_push_whats_missing_reconciles_the_days(page, tmp_path):
     from playwright.sync_api import expect
 
     page.goto("/login")
@@ -97,9 +60,7 @@ def test_chart_renders_and_push_whats_missing_reconciles_the_days(page):
     expect(chart.locator("circle.chart-mismatch")).to_have_count(3)  # nothing pushed yet
     expect(invoices.locator(".reconcile-headline")).to_contain_text(re.compile(r"missing [1-9]\d* · failed 0"))
     expect(invoices.locator(".reconcile-mismatches")).to_contain_text("Never pushed")
-    SHOTS = ROOT / "docs" / "screenshots"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "reconcile-before.png"), full_page=True)
+    screenshot(page, "reconcile-before.png", tmp_path)
 
     page.get_by_role("button", name="Push what's missing").click()
     expect(page.locator(".flash-success")).to_contain_text("Pushing what's missing")
@@ -109,7 +70,7 @@ def test_chart_renders_and_push_whats_missing_reconciles_the_days(page):
     expect(page.locator(".reconcile-mismatches")).to_have_count(0)
     expect(chart.locator("circle.chart-mismatch")).to_have_count(0)
     expect(page.get_by_role("button", name="Push what's missing")).to_be_disabled()
-    page.screenshot(path=str(SHOTS / "reconcile-after.png"), full_page=True)
+    screenshot(page, "reconcile-after.png", tmp_path)
 
     page.get_by_role("button", name="中文").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
