@@ -1,6 +1,7 @@
 """End-to-end sync bench: ``python bench/sync_e2e.py --transactions 10000``.
 
-Seeds blogger 1 with ``seed-demo --transactions N`` into a temp SQLite database, starts the
+Seeds blogger 1 with ``seed-demo --transactions N`` into a temp SQLite database (``--database
+postgres``: a temp PostgreSQL database on BENCH_PG_URL's server), starts the
 AiAccount simulator, then in a fresh subprocess enqueues POS Sales Invoice and POS Sales Receipt
 through ``request_sync`` and runs each job with an RQ ``SimpleWorker`` (the real job code, the real
 client, the simulator over HTTP). Prints seconds per phase, rows/s, the SQL query count of each job
@@ -8,7 +9,9 @@ client, the simulator over HTTP). Prints seconds per phase, rows/s, the SQL quer
 
 A second fresh subprocess measures the floor: the same lines, already built and converted, written
 to the same chunk files with bare xlsxwriter (the mode the portal uses, one typed call per cell, no
-portal code) — and how fast the simulator's reader + validator get through those files.
+portal code) — and how fast the simulator's reader + validator get through those files. Both child
+processes start as an RQ work horse does (``portal.worker.preload()``: the app built, then frozen
+for the garbage collector).
 """
 from __future__ import annotations
 
