@@ -150,15 +150,15 @@ def stored_error(run: SyncRun) -> AiAccountError | None:
 
 
 def _out_of_sync(blogger_id: int, today: date) -> list[Alert]:
-    from .reconcile import reconcile
+    from .reconcile import reconcile_all
 
     days = current_app.config.get("AUTOPUSH_MAX_DAYS", 31)
     end = today - timedelta(days=1)
     start = end - timedelta(days=days - 1)
-    result = reconcile(blogger_id, start, end)
+    results = reconcile_all(blogger_id, start, end)  # every currency of the blogger's book
     alerts = []
     for sync_type in ORDER:
-        bad = [d.day for d in result.types[sync_type].days if d.status in OUT_OF_SYNC]
+        bad = sorted({d.day for result in results for d in result.types[sync_type].days if d.status in OUT_OF_SYNC})
         if not bad:
             continue
         listed = ", ".join(d.isoformat() for d in bad[:MAX_DAYS_LISTED]) + (" …" if len(bad) > MAX_DAYS_LISTED else "")

@@ -429,9 +429,10 @@ class LoginAttempt(db.Model):
 
 
 class ReconcileSnapshot(db.Model):
-    """What AiAccount holds for one blogger, type and MYT day, as last read by the refresh job
-    (``portal.reconcile.refresh_snapshots``): its document count and total. A day it returned
-    nothing for is stored with zeros, so "nothing in AiAccount" is known, not guessed."""
+    """What AiAccount holds for one blogger, type, MYT day and document currency, as last read by
+    the refresh job (``portal.reconcile.refresh_snapshots``): its document count and total. A day
+    it returned nothing for is stored with zeros (for each of the blogger's currencies), so
+    "nothing in AiAccount" is known, not guessed."""
 
     __tablename__ = "reconcile_snapshots"
 
@@ -439,12 +440,14 @@ class ReconcileSnapshot(db.Model):
     blogger_id: Mapped[int] = mapped_column(ForeignKey("bloggers.id", ondelete="CASCADE"))
     sync_type: Mapped[str] = mapped_column(String(16))
     day: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3), default="MYR", server_default="MYR")
     documents: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        UniqueConstraint("blogger_id", "sync_type", "day", name="uq_reconcile_snapshots_blogger_type_day"),
+        UniqueConstraint("blogger_id", "sync_type", "day", "currency",
+                         name="uq_reconcile_snapshots_blogger_type_day_currency"),
         CheckConstraint(
             "sync_type IN ('pos_invoice', 'pos_receipt', 'kol_bill', 'kol_payment')", name="sync_type"
         ),

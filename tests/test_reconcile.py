@@ -89,7 +89,7 @@ def test_late_sale_is_named_arrived_after_the_push_and_fixed(app_ctx, factories,
     # Push what's missing: invoices first, then receipts, in one job.
     result = reconcile(blogger.id, DAY, DAY)
     assert result.fix_ranges == [("pos_invoice", DAY, DAY), ("pos_receipt", DAY, DAY)]
-    runs, busy = request_fix(blogger, result)
+    runs, busy = request_fix(blogger, result.fix_ranges)
     assert busy == [] and [r.sync_type for r in runs] == ["pos_invoice", "pos_receipt"]
     work(redis_conn)
     db.session.expire_all()
@@ -219,19 +219,19 @@ def test_chart_and_downloads(app_ctx, factories, sim, redis_conn, client, auth):
     assert "style=" not in html and "<script>" not in html
 
     answer = client.get(f"{URL}download.csv", query_string=dates)
-    assert answer.mimetype == "text/csv" and "aiaccount-reconcile-2026-05-14-2026-05-15.csv" in answer.headers[
+    assert answer.mimetype == "text/csv" and "aiaccount-reconcile-MYR-2026-05-14-2026-05-15.csv" in answer.headers[
         "Content-Disposition"]
     rows = list(csv.reader(io.StringIO(answer.get_data().decode("utf-8-sig"))))
-    assert rows[0][:4] == ["Type", "Day (MYT)", "Source documents", "Source total"]
+    assert rows[0][:5] == ["Type", "Day (MYT)", "Currency", "Source documents", "Source total"]
     by_key = {(r[0], r[1]): r for r in rows[1:]}
-    assert by_key[("POS Sales Invoice", "2026-05-14")][2:7] == ["1", "30.00", "1", "30.00", "0.00"]
+    assert by_key[("POS Sales Invoice", "2026-05-14")][2:8] == ["MYR", "1", "30.00", "1", "30.00", "0.00"]
     assert by_key[("POS Sales Invoice", "2026-05-15")][-1] == "never_pushed"
 
     answer = client.get(f"{URL}download.xlsx", query_string=dates)
     book = load_workbook(io.BytesIO(answer.get_data()))
     values = list(book.worksheets[0].iter_rows(values_only=True))
     assert values[0][0] == "Type" and len(values) == len(rows)
-    assert ("POS Sales Invoice", "2026-05-15", 1, 12.0, 0, 0.0, 12.0) == values[2][:7]
+    assert ("POS Sales Invoice", "2026-05-15", "MYR", 1, 12.0, 0, 0.0, 12.0) == values[2][:8]
     summary = list(book.worksheets[1].iter_rows(values_only=True))
     assert summary[1][:5] == ("POS Sales Invoice", 42.0, 30.0, 1, 0)
 
@@ -291,3 +291,72 @@ def test_migration_goes_down_and_up(app_ctx):
     assert "reconcile_snapshots" not in inspect(db.engine).get_table_names()
     upgrade()
     assert "reconcile_snapshots" in inspect(db.engine).get_table_names()
+
+
+def test_each_currency_is_reconciled_on_its_own_and_the_fix_covers_all(app_ctx, factories, sim, redis_conn,
+                                                                      client, auth):
+    """A blogger with a MYR store and an SGD store: the figures are never added together; the
+    page shows one currency at a time; AiAccount's book is read per currency; the alert and
+    "Push what's missing" see a mismatch in either."""
+    from portal.alerts import open_alerts
+    from portal.models import Store
+    from portal.reconcile import currencies, merged_fix_ranges, reconcile_all
+
+    blogger = connected_blogger(factories)
+    singapore = Store(name="Orchard pop-up", currency="SGD", sst_rate=Decimal("0"))
+    blogger.stores.append(singapore)
+    factories.make_sale(blogger, myt(DAY, 9), [("3", "10.00", "0")])
+    factories.make_sale(blogger, myt(DAY, 10), [("1", "12.00", "0")], store=singapore)
+    factories.make_settlement(factories.make_kol(blogger), "2026-04", "500.00", DAY, paid_at=myt(DAY, 16))
+    db.session.commit()
+    assert currencies(blogger.id) == ["MYR", "SGD"]
+
+    myr, sgd = reconcile(blogger.id, DAY, DAY), reconcile(blogger.id, DAY, DAY, "SGD")
+    assert (myr.currency, myr.types["pos_invoice"].source_total) == ("MYR", Decimal("30.00"))
+    assert (sgd.currency, sgd.types["pos_invoice"].source_total) == ("SGD", Decimal("12.00"))
+    assert myr.types["kol_bill"].source_total == Decimal("50.00")  # KOL documents: the home currency
+    assert sgd.types["kol_bill"].source_total == Decimal("0.00")
+
+    for sync_type in ("pos_invoice", "pos_receipt", "kol_bill", "kol_payment"):
+        assert push(blogger, sync_type, redis_conn=redis_conn).status == "succeeded"
+    factories.make_sale(blogger, myt(DAY, 20), [("1", "7.00", "0")], store=singapore)  # after the push
+    db.session.commit()
+    request_refresh(blogger, DAY, DAY)
+    work(redis_conn)
+    stored = {(s.sync_type, s.currency): (s.documents, s.total)
+              for s in db.session.scalars(select(ReconcileSnapshot).where(ReconcileSnapshot.blogger_id == blogger.id))}
+    assert stored[("pos_invoice", "MYR")] == (1, Decimal("30.00"))
+    assert stored[("pos_invoice", "SGD")] == (1, Decimal("12.00"))
+    assert stored[("kol_bill", "SGD")] == (0, Decimal("0.00"))  # known to be empty, not guessed
+
+    myr, sgd = reconcile_all(blogger.id, DAY, DAY)
+    assert myr.mismatched == []
+    [late] = sgd.types["pos_invoice"].mismatched
+    assert (late.status, late.source_total, late.pushed_total, late.pushed_from) == (
+        "arrived_after", Decimal("19.00"), Decimal("12.00"), "aiaccount")
+    assert merged_fix_ranges([myr, sgd]) == [("pos_invoice", DAY, DAY), ("pos_receipt", DAY, DAY)]
+    assert [(a.kind, a.sync_type) for a in open_alerts(blogger, today=DAY + timedelta(days=1))] == [
+        ("out_of_sync", "pos_invoice"), ("out_of_sync", "pos_receipt")]
+
+    auth.login(blogger.user.email)
+    dates = {"start": DAY.isoformat(), "end": DAY.isoformat()}
+    html = client.get(URL, query_string=dates).get_data(as_text=True)
+    assert "Source RM 30.00 · in AiAccount RM 30.00" in html and "SGD 19.00" not in html
+    assert "currency=SGD" in html and "2 mismatches" in html
+    assert 'id="push-missing"' in html and 'id="push-missing" disabled' not in html
+    html = client.get(URL, query_string={**dates, "currency": "sgd"}).get_data(as_text=True)
+    assert "Source SGD 19.00 · in AiAccount SGD 12.00" in html and 'aria-current="page">SGD' in html
+    answer = client.get(URL, query_string={**dates, "currency": "EUR"})
+    assert answer.status_code == 422 and "Choose one of your book&#39;s currencies: MYR / SGD." in answer.get_data(
+        as_text=True)
+    answer = client.get(f"{URL}download.csv", query_string={**dates, "currency": "SGD"})
+    assert "aiaccount-reconcile-SGD-" in answer.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(answer.get_data().decode("utf-8-sig"))))
+    assert {r[2] for r in rows[1:]} == {"SGD"} and len(rows) == 3  # invoices and receipts of the 14th
+    assert client.get(f"{URL}download.xlsx", query_string={**dates, "currency": "<x>"}).status_code == 400
+
+    answer = client.post(f"{URL}fix", data={**dates, "currency": "SGD"})
+    assert answer.status_code == 303 and "currency=SGD" in answer.headers["Location"]
+    fixes = db.session.scalars(select(SyncRun).where(SyncRun.trigger == "reconcile").order_by(SyncRun.id)).all()
+    assert [(r.sync_type, r.start_date, r.end_date) for r in fixes] == [("pos_invoice", DAY, DAY),
+                                                                        ("pos_receipt", DAY, DAY)]

@@ -72,6 +72,13 @@ def test_chart_renders_and_push_whats_missing_reconciles_the_days(page, tmp_path
     expect(page.get_by_role("button", name="Push what's missing")).to_be_disabled()
     screenshot(page, "reconcile-after.png", tmp_path)
 
+    # The demo shop also sells in SGD: that book is reconciled on its own, and the push fixed it too.
+    page.locator(".currency-switch").get_by_role("link", name="SGD").click()
+    expect(page.locator(".currency-switch [aria-current=page]")).to_have_text("SGD")
+    expect(invoices.locator(".reconcile-headline")).to_contain_text(re.compile(r"Source SGD [\d,.]+ · in AiAccount SGD"))
+    expect(invoices.locator(".reconcile-headline")).to_contain_text("missing 0 · failed 0")
+    expect(page.locator(".reconcile-headline").first).not_to_contain_text("RM")
+
     page.get_by_role("button", name="中文").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
     expect(page.locator("#reconcile-pos_invoice svg.chart")).to_be_visible()

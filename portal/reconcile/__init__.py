@@ -34,11 +34,23 @@ from .actions import (
     request_fix,
     request_refresh,
 )
-from .engine import FIXABLE, FROM_LABELS, STATUS_HELP, STATUS_LABELS, Day, Reconciliation, TypeResult, reconcile
+from .engine import (
+    FIXABLE,
+    FROM_LABELS,
+    STATUS_HELP,
+    STATUS_LABELS,
+    Day,
+    Reconciliation,
+    TypeResult,
+    currencies,
+    merged_fix_ranges,
+    reconcile,
+    reconcile_all,
+)
 from .exports import build_chart, money, to_csv, to_xlsx
 
-__all__ = ["bp", "reconcile", "refresh_snapshots", "push_missing", "request_fix", "request_refresh",
-           "Reconciliation", "TypeResult", "Day", "FIXABLE"]
+__all__ = ["bp", "reconcile", "reconcile_all", "merged_fix_ranges", "currencies", "refresh_snapshots",
+           "push_missing", "request_fix", "request_refresh", "Reconciliation", "TypeResult", "Day", "FIXABLE"]
 
 bp = Blueprint("reconcile", __name__, url_prefix="/finance/aiaccount-sync/reconcile")
 
@@ -60,8 +72,18 @@ def _helpers() -> dict[str, Any]:
             "from_labels": FROM_LABELS, "money": money, "order": ORDER}
 
 
-def _currency(blogger: Blogger) -> str:
-    return blogger.settings.currency if blogger.settings else "MYR"
+class BadCurrency(ValueError):
+    pass
+
+
+def _currency(choices: list[str]) -> str:
+    """The currency asked for (``?currency=SGD``), one of the blogger's; default the home one."""
+    asked = (request.values.get("currency") or "").strip().upper()
+    if not asked:
+        return choices[0]
+    if asked not in choices:
+        raise BadCurrency(asked)
+    return asked
 
 
 def _dates(form_source: str) -> DateRangeForm:
@@ -99,15 +121,25 @@ def _details(entry: AuditLog | None) -> dict[str, Any]:
 def index():
     blogger = current_blogger()
     form = _dates("args")
-    if not form.validate():
-        return render_template("reconcile/index.html", blogger=blogger, form=form, result=None, charts={},
-                               currency=_currency(blogger), **_status_context(blogger, None, None)), 422
+    choices = currencies(blogger.id)
+    error = None
+    try:
+        currency = _currency(choices)
+    except BadCurrency:
+        currency, error = choices[0], _("Choose one of your book's currencies: %(choices)s.",
+                                        choices=" / ".join(choices))
+    common = {"blogger": blogger, "form": form, "currency": currency, "currencies": choices, "currency_error": error}
+    if not form.validate() or error:
+        return render_template("reconcile/index.html", result=None, charts={}, **common,
+                               **_status_context(blogger, None, None)), 422
     start, end = form.start.data, form.end.data
-    result = reconcile(blogger.id, start, end)
-    currency = _currency(blogger)
+    result = reconcile(blogger.id, start, end, currency)
+    others = [r for r in reconcile_all(blogger.id, start, end) if r.currency != currency] if len(choices) > 1 else []
     charts = {t: build_chart(result.types[t], currency) for t in ORDER}
-    return render_template("reconcile/index.html", blogger=blogger, form=form, result=result, charts=charts,
-                           currency=currency, stamp=short_stamp, **_status_context(blogger, start, end))
+    return render_template("reconcile/index.html", result=result, charts=charts, stamp=short_stamp,
+                           fix_ranges=merged_fix_ranges([result, *others]),
+                           other_mismatches={r.currency: len(r.mismatched) for r in others},
+                           **common, **_status_context(blogger, start, end))
 
 
 @bp.get("/status")
@@ -126,7 +158,9 @@ def status():
 
 
 def _back(form: DateRangeForm):
-    return redirect(url_for("reconcile.index", start=form.start.data, end=form.end.data), 303)
+    currency = (request.form.get("currency") or "").strip().upper()
+    extra = {"currency": currency} if currency.isalpha() and len(currency) == 3 else {}
+    return redirect(url_for("reconcile.index", start=form.start.data, end=form.end.data, **extra), 303)
 
 
 @bp.post("/refresh")
@@ -156,12 +190,12 @@ def fix():
     form = _dates("form")
     if not form.validate():
         abort(400)
-    result = reconcile(blogger.id, form.start.data, form.end.data)
-    if not result.fix_ranges:
+    ranges = merged_fix_ranges(reconcile_all(blogger.id, form.start.data, form.end.data))
+    if not ranges:
         flash(_("Nothing to push: every day that can be pushed matches."), "info")
         return _back(form)
     try:
-        created, busy = request_fix(blogger, result, user=current_user)
+        created, busy = request_fix(blogger, ranges, user=current_user)
     except syncs.SyncRequestError as error:
         flash(str(error.message), "error")
         return _back(form)
@@ -179,10 +213,15 @@ def fix():
 def _download_result() -> tuple[Blogger, Reconciliation, str]:
     blogger = current_blogger()
     form = _dates("args")
+    try:
+        currency = _currency(currencies(blogger.id))
+    except BadCurrency:
+        abort(400)
     if not form.validate():
         abort(400)
     start, end = form.start.data, form.end.data
-    return blogger, reconcile(blogger.id, start, end), f"aiaccount-reconcile-{start.isoformat()}-{end.isoformat()}"
+    return (blogger, reconcile(blogger.id, start, end, currency),
+            f"aiaccount-reconcile-{currency}-{start.isoformat()}-{end.isoformat()}")
 
 
 @bp.get("/download.csv")
@@ -197,6 +236,6 @@ def download_csv():
 @blogger_required
 def download_xlsx():
     blogger, result, name = _download_result()
-    return Response(to_xlsx(result, _currency(blogger)),
+    return Response(to_xlsx(result),
                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})

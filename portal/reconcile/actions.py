@@ -19,7 +19,7 @@ from ..extensions import db
 from ..models import AuditLog, Blogger, ReconcileSnapshot, SyncRun
 from ..queue import get_queue
 from ..timeutil import utcnow
-from .engine import ZERO, Reconciliation
+from .engine import ZERO, currencies
 
 log = logging.getLogger(__name__)
 AUDIT_ENTITY = "aiaccount_reconcile"
@@ -41,7 +41,7 @@ def _refresh(blogger_id: int, start: date, end: date) -> str:
     from ..jobs import client_for
 
     blogger = db.session.get(Blogger, blogger_id)
-    counts: dict[tuple[str, date], tuple[int, Decimal]] = {}
+    counts: dict[tuple[str, date, str], tuple[int, Decimal]] = {}
     try:
         if blogger is None or blogger.credential is None:
             raise AiAccountError.make("not_connected")
@@ -49,8 +49,9 @@ def _refresh(blogger_id: int, start: date, end: date) -> str:
         try:
             for sync_type in ORDER:
                 for document in client.list_documents(SYNC_TYPE_KINDS[sync_type], start, end):
-                    n, total = counts.get((sync_type, document.date), (0, ZERO))
-                    counts[(sync_type, document.date)] = (n + 1, total + document.total)
+                    key = (sync_type, document.date, document.currency)
+                    n, total = counts.get(key, (0, ZERO))
+                    counts[key] = (n + 1, total + document.total)
         finally:
             client.close()
     except AiAccountError as error:
@@ -64,11 +65,14 @@ def _refresh(blogger_id: int, start: date, end: date) -> str:
     db.session.execute(delete(ReconcileSnapshot).where(
         ReconcileSnapshot.blogger_id == blogger_id, ReconcileSnapshot.day >= start, ReconcileSnapshot.day <= end))
     span = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    # A row for every day and every currency the blogger has (and any AiAccount answered with):
+    # zeros where AiAccount holds nothing, so "nothing in AiAccount" is known, not guessed.
+    in_book = sorted(set(currencies(blogger_id)) | {currency for _t, _d, currency in counts})
     db.session.add_all(
-        ReconcileSnapshot(blogger_id=blogger_id, sync_type=sync_type, day=day,
-                          documents=counts.get((sync_type, day), (0, ZERO))[0],
-                          total=counts.get((sync_type, day), (0, ZERO))[1], fetched_at=now)
-        for sync_type in ORDER for day in span)
+        ReconcileSnapshot(blogger_id=blogger_id, sync_type=sync_type, day=day, currency=currency,
+                          documents=counts.get((sync_type, day, currency), (0, ZERO))[0],
+                          total=counts.get((sync_type, day, currency), (0, ZERO))[1], fetched_at=now)
+        for sync_type in ORDER for day in span for currency in in_book)
     audit.record(AUDIT_ENTITY, "refresh_succeeded", blogger_id=blogger_id, actor_label="worker",
                  details={"start": start, "end": end, "documents": sum(n for n, _ in counts.values())})
     db.session.commit()
@@ -112,12 +116,14 @@ def push_missing(blogger_id: int, run_ids: list[int]) -> list[str]:
         return [execute_run(run_id) for run_id in run_ids]
 
 
-def request_fix(blogger: Blogger, result: Reconciliation, user: Any = None) -> tuple[list[SyncRun], list[str]]:
-    """Record one run per mismatched type (first..last fixable day) and enqueue one job that runs
-    them in order. Returns (runs created, types skipped because a sync of theirs is under way)."""
+def request_fix(blogger: Blogger, ranges: list[tuple[str, date, date]],
+                user: Any = None) -> tuple[list[SyncRun], list[str]]:
+    """Record one run per mismatched type over ``ranges`` ((type, first, last fixable day), in
+    auto-push order: ``merged_fix_ranges``) and enqueue one job that runs them in order. Returns
+    (runs created, types skipped because a sync of theirs is under way)."""
     created, busy = [], []
     job_id = f"reconcile-fix-b{blogger.id}-{utcnow():%Y%m%d%H%M%S%f}"
-    for sync_type, start, end in result.fix_ranges:
+    for sync_type, start, end in ranges:
         run, new = syncs.request_sync(blogger, sync_type, start, end, trigger="reconcile", user=user, enqueue=False)
         if not new:
             busy.append(sync_type)

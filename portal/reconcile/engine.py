@@ -1,5 +1,10 @@
 """The reconciliation itself: NS16's source per MYT day (SQL aggregates) against what was pushed
-and accepted (AiAccount snapshots, else the sync runs), each (type, day) given one status."""
+and accepted (AiAccount snapshots, else the sync runs), each (type, day) given one status.
+
+One reconciliation is one document currency: a blogger with a MYR store and an SGD store has two
+books of figures that must never be added together (``currencies``; KOL documents are in the
+currency of the blogger's AiAccount settings). "Push what's missing" and the alerts look at every
+currency (``reconcile_all``, ``merged_fix_ranges``)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,14 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Date, case, func, literal, select
+from sqlalchemy import Date, case, false, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..autopush import ORDER
 from ..extensions import db
-from ..models import ACTIVE_RUN_STATUSES, ReconcileSnapshot, SyncRun, UTCDateTime
-from ..sources import KS, T
+from ..models import ACTIVE_RUN_STATUSES, AiAccountSettings, ReconcileSnapshot, Store, SyncRun, UTCDateTime
+from ..sources import KS, S, T
 from ..timeutil import myt_range_to_utc
 
 ZERO = Decimal("0.00")
@@ -72,40 +77,58 @@ def _myt_day_postgresql(element, compiler, **kw):
     return "CAST((%s AT TIME ZONE 'UTC') + INTERVAL '8 hours' AS DATE)" % compiler.process(element.clauses, **kw)
 
 
-def _source_parts(sync_type: str, blogger_id: int, start: date, end: date):
-    """(day expression, amount column, filters) of one type: the filters of portal/sources.py, plus
-    the builders' one simple skip rule (a settlement with no commission is never a document)."""
+def home_currency(blogger_id: int) -> str:
+    """The currency of the blogger's AiAccount settings (their KOL documents' currency)."""
+    return db.session.scalar(select(AiAccountSettings.currency).where(
+        AiAccountSettings.blogger_id == blogger_id)) or "MYR"
+
+
+def currencies(blogger_id: int) -> list[str]:
+    """The blogger's document currencies: the home currency first, then their stores' others."""
+    home = home_currency(blogger_id)
+    stores = set(db.session.scalars(select(Store.currency).where(Store.blogger_id == blogger_id).distinct()))
+    return [home] + sorted(stores - {home})
+
+
+def _source_parts(sync_type: str, blogger_id: int, start: date, end: date, currency: str, home: str):
+    """(day expression, amount column, filters) of one type in one currency: the filters of
+    portal/sources.py, plus the builders' one simple skip rule (a settlement with no commission is
+    never a document). POS documents carry their store's currency, KOL documents the home one."""
     if sync_type in ("pos_invoice", "pos_receipt"):
         lower, upper = myt_range_to_utc(start, end)
         when = T.c.created_at if sync_type == "pos_invoice" else T.c.paid_at
         status = T.c.status != "voided" if sync_type == "pos_invoice" else T.c.status == "paid"
+        stores = select(S.c.id).where(S.c.blogger_id == blogger_id, S.c.currency == currency)
         return myt_day(when), T.c.total, T.c.updated_at, [
-            T.c.blogger_id == blogger_id, status, when >= lower, when < upper]
+            T.c.blogger_id == blogger_id, status, when >= lower, when < upper, T.c.store_id.in_(stores)]
+    in_currency = [] if currency == home else [false()]
     if sync_type == "kol_bill":
         return KS.c.settled_date, KS.c.commission, KS.c.updated_at, [
-            KS.c.blogger_id == blogger_id, KS.c.settled_date >= start, KS.c.settled_date <= end, KS.c.commission > 0]
+            KS.c.blogger_id == blogger_id, KS.c.settled_date >= start, KS.c.settled_date <= end, KS.c.commission > 0,
+            *in_currency]
     lower, upper = myt_range_to_utc(start, end)
     return myt_day(KS.c.paid_at), KS.c.commission, KS.c.updated_at, [
         KS.c.blogger_id == blogger_id, KS.c.status == "paid", KS.c.paid_at >= lower, KS.c.paid_at < upper,
-        KS.c.commission > 0]
+        KS.c.commission > 0, *in_currency]
 
 
-def source_by_day(sync_type: str, blogger_id: int, start: date, end: date) -> dict[date, tuple[int, Decimal, Any]]:
+def source_by_day(sync_type: str, blogger_id: int, start: date, end: date, currency: str,
+                  home: str) -> dict[date, tuple[int, Decimal, Any]]:
     """{day: (documents, total, last updated_at)} in one GROUP BY query."""
-    day, amount, updated, filters = _source_parts(sync_type, blogger_id, start, end)
+    day, amount, updated, filters = _source_parts(sync_type, blogger_id, start, end, currency, home)
     query = (select(day.label("day"), func.count().label("n"), func.sum(amount).label("total"),
                     func.max(updated).label("updated"))
              .where(*filters).group_by(day))
     return {_as_date(r.day): (r.n, _money(r.total), r.updated) for r in db.session.execute(query)}
 
 
-def late_by_day(sync_type: str, blogger_id: int, start: date, end: date,
-                cutoffs: dict[date, datetime]) -> dict[date, tuple[int, Decimal]]:
+def late_by_day(sync_type: str, blogger_id: int, cutoffs: dict[date, datetime], currency: str,
+                home: str) -> dict[date, tuple[int, Decimal]]:
     """{day: (documents, total)} of the rows added or edited after that day's last push, in one
     query: the per-day cutoff is a CASE on the day."""
     if not cutoffs:
         return {}
-    day, amount, updated, filters = _source_parts(sync_type, blogger_id, min(cutoffs), max(cutoffs))
+    day, amount, updated, filters = _source_parts(sync_type, blogger_id, min(cutoffs), max(cutoffs), currency, home)
     cutoff = case({d: literal(c, UTCDateTime()) for d, c in cutoffs.items()}, value=day)
     query = (select(day.label("day"), func.count().label("n"), func.sum(amount).label("total"))
              .where(*filters, updated > cutoff).group_by(day))
@@ -198,6 +221,7 @@ class Reconciliation:
     end: date
     types: dict[str, TypeResult]
     snapshot_at: datetime | None
+    currency: str = "MYR"
 
     @property
     def fix_ranges(self) -> list[tuple[str, date, date]]:
@@ -253,32 +277,52 @@ def _coverage(blogger_id: int, start: date, end: date) -> dict[tuple[str, date],
     return covers
 
 
-def reconcile(blogger_id: int, start: date, end: date) -> Reconciliation:
-    """The reconciliation of start..end: 4 GROUP BY queries on the source tables (plus one per type
-    with rows edited after their push), one on the runs, one on the snapshots."""
+def reconcile(blogger_id: int, start: date, end: date, currency: str | None = None) -> Reconciliation:
+    """The reconciliation of start..end in one document currency (default: the home currency):
+    4 GROUP BY queries on the source tables (plus one per type with rows edited after their push),
+    one on the runs, one on the snapshots."""
+    home = home_currency(blogger_id)
+    currency = currency or home
     covers = _coverage(blogger_id, start, end)
     snapshots = {(s.sync_type, s.day): s for s in db.session.scalars(select(ReconcileSnapshot).where(
-        ReconcileSnapshot.blogger_id == blogger_id, ReconcileSnapshot.day >= start, ReconcileSnapshot.day <= end))}
+        ReconcileSnapshot.blogger_id == blogger_id, ReconcileSnapshot.currency == currency,
+        ReconcileSnapshot.day >= start, ReconcileSnapshot.day <= end))}
     snapshot_at = max((s.fetched_at for s in snapshots.values()), default=None)
     span = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     empty_cover = _Cover()
     types = {}
     for sync_type in ORDER:
-        source = source_by_day(sync_type, blogger_id, start, end)
+        source = source_by_day(sync_type, blogger_id, start, end, currency, home)
         late_cutoffs = {}
         for day, (_n, _total, updated) in source.items():
             cover = covers.get((sync_type, day), empty_cover)
             if cover.last_success is not None and updated is not None and updated > cover.last_success \
                     and not _fresh(snapshots.get((sync_type, day)), cover):
                 late_cutoffs[day] = cover.last_success
-        late = late_by_day(sync_type, blogger_id, start, end, late_cutoffs)
+        late = late_by_day(sync_type, blogger_id, late_cutoffs, currency, home)
         result = TypeResult(sync_type)
         for day in span:
             count, total, updated = source.get(day, (0, ZERO, None))
             result.days.append(_judge(sync_type, day, count, total, updated, covers.get((sync_type, day), empty_cover),
                                       snapshots.get((sync_type, day)), late.get(day)))
         types[sync_type] = result
-    return Reconciliation(blogger_id, start, end, types, snapshot_at)
+    return Reconciliation(blogger_id, start, end, types, snapshot_at, currency)
+
+
+def reconcile_all(blogger_id: int, start: date, end: date) -> list[Reconciliation]:
+    """One reconciliation per document currency of the blogger, the home currency first."""
+    return [reconcile(blogger_id, start, end, currency) for currency in currencies(blogger_id)]
+
+
+def merged_fix_ranges(results: list[Reconciliation]) -> list[tuple[str, date, date]]:
+    """What "Push what's missing" pushes over every currency: per type (auto-push order) the first
+    to the last fixable day of any currency (a sync covers all of a day's documents)."""
+    spans: dict[str, tuple[date, date]] = {}
+    for result in results:
+        for sync_type, first, last in result.fix_ranges:
+            known = spans.get(sync_type)
+            spans[sync_type] = (min(first, known[0]), max(last, known[1])) if known else (first, last)
+    return [(t, *spans[t]) for t in ORDER if t in spans]
 
 
 def _fresh(snapshot: ReconcileSnapshot | None, cover: _Cover) -> bool:

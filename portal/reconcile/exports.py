@@ -88,12 +88,13 @@ def money(amount: Decimal, currency: str = "MYR") -> str:
 
 def table_rows(result: Reconciliation) -> tuple[list[str], list[list[Any]]]:
     """The per-day table (days with data or a mismatch) as header + rows, for CSV and xlsx."""
-    header = [_("Type"), _("Day (MYT)"), _("Source documents"), _("Source total"), _("In AiAccount documents"),
-              _("In AiAccount total"), _("Difference"), _("Pushed figure from"), _("Status"), _("Status code")]
+    header = [_("Type"), _("Day (MYT)"), _("Currency"), _("Source documents"), _("Source total"),
+              _("In AiAccount documents"), _("In AiAccount total"), _("Difference"), _("Pushed figure from"),
+              _("Status"), _("Status code")]
     rows = []
     for sync_type in ORDER:
         for d in result.types[sync_type].with_data:
-            rows.append([str(TYPE_LABELS[sync_type]), d.day.isoformat(), d.source_count, d.source_total,
+            rows.append([str(TYPE_LABELS[sync_type]), d.day.isoformat(), result.currency, d.source_count, d.source_total,
                          d.pushed_count, d.pushed_total, d.difference, str(FROM_LABELS[d.pushed_from]),
                          d.label, d.status])
     return header, rows
@@ -109,7 +110,7 @@ def to_csv(result: Reconciliation) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")  # the BOM lets Excel read Chinese labels
 
 
-def to_xlsx(result: Reconciliation, currency: str) -> bytes:
+def to_xlsx(result: Reconciliation) -> bytes:
     import xlsxwriter
 
     header, rows = table_rows(result)
@@ -128,7 +129,7 @@ def to_xlsx(result: Reconciliation, currency: str) -> bytes:
             else:
                 sheet.write_string(r, c, value)
     sheet.set_column(0, 0, 20)
-    sheet.set_column(1, 9, 16)
+    sheet.set_column(1, 10, 16)
     summary = book.add_worksheet(_("Summary")[:31])
     summary.write_row(0, 0, [_("Type"), _("Source total"), _("In AiAccount total"), _("Missing documents"),
                              _("Failed days"), _("Currency")], bold)
@@ -139,6 +140,6 @@ def to_xlsx(result: Reconciliation, currency: str) -> bytes:
         summary.write_number(r, 2, float(t.pushed_total), amount)
         summary.write_number(r, 3, t.missing)
         summary.write_number(r, 4, t.failed)
-        summary.write_string(r, 5, currency)
+        summary.write_string(r, 5, result.currency)
     book.close()
     return buffer.getvalue()
