@@ -71,11 +71,14 @@ class Problem:
 
 @dataclass
 class Tally:
-    """What a build produced: counts and totals for the run, and the master data it needs."""
+    """What a build produced: counts and totals for the run, and the master data it needs.
+    ``total`` adds every document; ``totals`` keeps each currency apart (a blogger may have a MYR
+    and an SGD store), and only those are shown to people."""
 
     documents: int = 0
     lines: int = 0
     total: Decimal = ZERO
+    totals: dict[str, Decimal] = field(default_factory=dict)
     first_date: date | None = None
     last_date: date | None = None
     currencies: set[str] = field(default_factory=set)
@@ -83,10 +86,16 @@ class Tally:
     accounts: set[tuple[str, str]] = field(default_factory=set)  # (account, usage)
     problems: list[Problem] = field(default_factory=list)
 
+    @property
+    def single_currency_total(self) -> Decimal | None:
+        """The total when every document is in one currency, else None (never a mixed sum)."""
+        return self.total if len(self.totals) <= 1 else None
+
     def document(self, lines: list, day: date, currency: str, total: Decimal) -> list:
         self.documents += 1
         self.lines += len(lines)
         self.total += total
+        self.totals[currency] = self.totals.get(currency, ZERO) + total
         self.currencies.add(currency)
         if self.first_date is None or day < self.first_date:
             self.first_date = day

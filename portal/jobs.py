@@ -122,7 +122,7 @@ def dry_run(run_sync_type: str, blogger_id: int, start: date, end: date) -> dict
         finally:
             client.close()
         tally = batch.tally
-        return {"status": "dry_run", "documents": tally.documents, "lines": tally.lines, "total": str(tally.total),
+        return {"status": "dry_run", "documents": tally.documents, "lines": tally.lines, "totals": {c: str(t) for c, t in sorted(tally.totals.items())},
                 "chunks": len(batch.chunks), "problems": [p.__dict__ for p in tally.problems]}
     finally:
         batch.close()
@@ -227,7 +227,8 @@ def _build(run: SyncRun, heartbeat: _Heartbeat) -> Batch:
                         chunk_size=current_app.config["SYNC_CHUNK_DOCUMENTS"],
                         on_chunk=lambda _batch: heartbeat.aside())
     tally = batch.tally
-    run.row_count, run.line_count, run.total_amount = tally.documents, tally.lines, tally.total
+    # One currency: its total; MYR and SGD stores together: no total (a mixed sum means nothing).
+    run.row_count, run.line_count, run.total_amount = tally.documents, tally.lines, tally.single_currency_total
     _beat(run)
     return batch
 

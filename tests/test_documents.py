@@ -204,3 +204,14 @@ def test_preflight_names_what_to_fix():
         preflight(tally, company)
     assert quota.value.code == "quota_exceeded"
     preflight(tally, company, fresh_documents=0)  # a re-push uses no quota: AiAccount counts exactly
+
+
+def test_tally_keeps_currencies_apart():
+    tally = Tally()
+    rows = [item_row(txn_id=1, total="10.00"),
+            item_row(txn_id=2, receipt="POS2026051400002", currency="SGD", price="4.00", total="4.00")]
+    assert len(list(build_invoices(rows, M, tally))) == 2
+    assert tally.totals == {"MYR": D("10.00"), "SGD": D("4.00")} and tally.single_currency_total is None
+    single = Tally()
+    list(build_invoices(rows[:1], M, single))
+    assert single.single_currency_total == D("10.00")

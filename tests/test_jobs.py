@@ -355,3 +355,21 @@ def test_a_due_heartbeat_is_written_while_rows_stream_and_while_uploading(app_ct
     statements = _job_statements(redis_conn, blogger, "pos_invoice")
     assert _heartbeats(statements) == 2 + 3 + 3  # the claim and the end of the build; 3 chunks built, 3 answered
     assert len(sim.documents(HEALTHY, "sales-invoice")) == 6
+
+
+def test_a_run_over_two_currencies_records_no_mixed_total(app_ctx, factories, sim, redis_conn):
+    from decimal import Decimal
+
+    from portal.models import Store
+
+    blogger = connected_blogger(factories)
+    singapore = Store(name="Orchard pop-up", currency="SGD", sst_rate=Decimal("0"))
+    blogger.stores.append(singapore)
+    factories.make_sale(blogger, myt(DAY, 9), [("1", "10.00", "0")])
+    factories.make_sale(blogger, myt(DAY, 10), [("1", "4.00", "0")], store=singapore)
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    work(redis_conn)
+    run = db.session.get(SyncRun, run_id)
+    assert (run.status, run.row_count, run.total_amount) == ("succeeded", 2, None)  # never RM 14.00
+    assert {d["currency"] for d in sim.documents(HEALTHY, "sales-invoice")} == {"MYR", "SGD"}
