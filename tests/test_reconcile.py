@@ -360,3 +360,22 @@ def test_each_currency_is_reconciled_on_its_own_and_the_fix_covers_all(app_ctx, 
     fixes = db.session.scalars(select(SyncRun).where(SyncRun.trigger == "reconcile").order_by(SyncRun.id)).all()
     assert [(r.sync_type, r.start_date, r.end_date) for r in fixes] == [("pos_invoice", DAY, DAY),
                                                                         ("pos_receipt", DAY, DAY)]
+
+
+def test_the_page_opens_on_the_default_range_without_dates(app_ctx, factories, client, auth):
+    """The sync page links to the bare URL (and the currency switch may carry only ?currency=)."""
+    from portal.forms import DateRangeForm
+
+    blogger = connected_blogger(factories)
+    auth.login(blogger.user.email)
+    start, end = DateRangeForm.default_range()
+    for query in ({}, {"currency": "MYR"}):
+        answer = client.get(URL, query_string=query)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 200, html
+        assert f'value="{start.isoformat()}"' in html and f'value="{end.isoformat()}"' in html
+        assert "Pick a start date." not in html
+    answer = client.get(f"{URL}download.csv")
+    assert answer.status_code == 200 and f"{start.isoformat()}-{end.isoformat()}.csv" in answer.headers[
+        "Content-Disposition"]
+    assert client.get(URL, query_string={"start": start.isoformat()}).status_code == 422  # half a range

@@ -87,11 +87,15 @@ def _currency(choices: list[str]) -> str:
 
 
 def _dates(form_source: str) -> DateRangeForm:
+    """The range from the query string (GET) or the form (POST). A GET without dates — the link
+    from the sync page, ``?currency=SGD`` alone — gets the default range, as form input: the
+    ``InputRequired`` validators look at the raw input, not at defaults."""
     if form_source == "args":
-        start, end = DateRangeForm.default_range()
-        if request.args:
-            return DateRangeForm(request.args, meta={"csrf": False})
-        return DateRangeForm(data={"start": start, "end": end}, meta={"csrf": False})
+        args = request.args.copy()
+        if "start" not in args and "end" not in args:
+            start, end = DateRangeForm.default_range()
+            args["start"], args["end"] = start.isoformat(), end.isoformat()
+        return DateRangeForm(args, meta={"csrf": False})
     return DateRangeForm()
 
 
