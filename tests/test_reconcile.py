@@ -379,3 +379,14 @@ def test_the_page_opens_on_the_default_range_without_dates(app_ctx, factories, c
     assert answer.status_code == 200 and f"{start.isoformat()}-{end.isoformat()}.csv" in answer.headers[
         "Content-Disposition"]
     assert client.get(URL, query_string={"start": start.isoformat()}).status_code == 422  # half a range
+
+
+@pytest.mark.parametrize("currency, amount", [("MYR", "3.00"), ("SGD", "45000.00"), ("MYR", "8000000.00")])
+def test_the_chart_margin_fits_its_longest_amount_label(currency, amount):
+    from portal.reconcile import Day, TypeResult
+    from portal.reconcile.exports import build_chart
+
+    chart = build_chart(TypeResult("pos_invoice", [Day("pos_invoice", DAY, 1, Decimal(amount))]), currency)
+    longest = max(len(tick["label"]) for tick in chart.y_ticks)
+    assert chart.plot["x"] - 6 >= 7 * longest  # 12 px labels end 6 px left of the plot
+    assert chart.plot["x"] + chart.plot["w"] <= chart.width

@@ -3,6 +3,7 @@ CSV / xlsx downloads of the per-day table."""
 from __future__ import annotations
 
 import csv
+import math
 import io
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +19,8 @@ from .engine import FROM_LABELS, ZERO, Reconciliation, TypeResult
 # --- the chart --------------------------------------------------------------------------------
 
 CHART_W, CHART_H = 960, 280
-PAD_L, PAD_R, PAD_T, PAD_B = 84, 12, 16, 44
+PAD_R, PAD_T, PAD_B = 12, 16, 44
+LABEL_CHAR_W = 7.2  # px per character of a 12 px axis label (digits, capitals), with some room
 
 
 @dataclass
@@ -48,8 +50,11 @@ def _nice(value: Decimal) -> Decimal:
 def build_chart(result: TypeResult, currency: str) -> Chart:
     """Geometry of a two-series bar chart (source vs in AiAccount per day), drawn as inline SVG."""
     days = result.days
-    plot_w, plot_h = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
     top = _nice(max((max(d.source_total, d.pushed_total) for d in days), default=ZERO))
+    y_labels = [(f, money(top * Decimal(str(f)), currency)) for f in (0, 0.5, 1)]
+    # The left margin fits the longest amount label ("SGD 50,000.00" is wider than "RM 5.00").
+    pad_l = max(60, math.ceil(LABEL_CHAR_W * max(len(label) for _f, label in y_labels)) + 14)
+    plot_w, plot_h = CHART_W - pad_l - PAD_R, CHART_H - PAD_T - PAD_B
     slot = plot_w / max(len(days), 1)
     bar_w = max(slot * 0.4, 0.6)
     base_y = PAD_T + plot_h
@@ -59,7 +64,7 @@ def build_chart(result: TypeResult, currency: str) -> Chart:
 
     bars, markers = [], []
     for n, d in enumerate(days):
-        x = PAD_L + n * slot
+        x = pad_l + n * slot
         tip = _("%(day)s · Source %(source)s (%(n)d) · In AiAccount %(pushed)s (%(m)d) · %(status)s",
                 day=d.day.isoformat(), source=money(d.source_total, currency), n=d.source_count,
                 pushed=money(d.pushed_total, currency), m=d.pushed_count, status=d.label)
@@ -69,12 +74,11 @@ def build_chart(result: TypeResult, currency: str) -> Chart:
                          "w": round(bar_w, 2), "h": h, "title": tip})
         if d.mismatch:
             markers.append({"x": round(x + slot / 2, 2), "y": PAD_T - 6 + 4, "title": tip, "status": d.status})
-    y_ticks = [{"y": round(base_y - plot_h * f, 2), "label": money(top * Decimal(str(f)), currency)}
-               for f in (0, 0.5, 1)]
+    y_ticks = [{"y": round(base_y - plot_h * f, 2), "label": label} for f, label in y_labels]
     picks = sorted({0, len(days) // 2, len(days) - 1}) if days else []
-    x_ticks = [{"x": round(PAD_L + (n + 0.5) * slot, 2), "label": days[n].day.isoformat()} for n in picks]
+    x_ticks = [{"x": round(pad_l + (n + 0.5) * slot, 2), "label": days[n].day.isoformat()} for n in picks]
     return Chart(result.sync_type, CHART_W, CHART_H, bars, markers, y_ticks, x_ticks,
-                 {"x": PAD_L, "y": PAD_T, "w": plot_w, "h": plot_h, "base": base_y})
+                 {"x": pad_l, "y": PAD_T, "w": plot_w, "h": plot_h, "base": base_y})
 
 
 def money(amount: Decimal, currency: str = "MYR") -> str:
