@@ -133,6 +133,7 @@ def register_template_helpers(app: Flask) -> None:
         full_stamp=timeutil.full_stamp,
         languages=app.config["LANGUAGES"],
         current_locale=i18n.current_locale,
+        problem_text=i18n.problem_text,
     )
 
 

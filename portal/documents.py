@@ -63,10 +63,43 @@ class Mapping:
         )
 
 
+def N_(text: str) -> str:
+    """Marks a text for translation without translating it here (the builders are pure; the pages
+    translate with ``problem_text``). Babel extracts ``N_`` by default."""
+    return text
+
+
+# Why a source row gives no document: code → English text with %(name)s placeholders. Stored with
+# the run as code + params, so each page shows it in the reader's language.
+PROBLEM_TEXTS = {
+    "no_items": N_("transaction has no items"),
+    "item_incomplete": N_("item %(product)s has no quantity, price or line total"),
+    "item_negative_price": N_("item %(product)s has a negative price"),
+    "refund_item_positive": N_("refund item %(product)s is not negative"),
+    "item_quantity_on_sale": N_("item %(product)s has quantity %(qty)s on a sale"),
+    "item_amount_mismatch": N_("item %(product)s: qty × price − discount ≠ line total %(line_total)s"),
+    "invoice_total_mismatch": N_("line totals add up to %(total)s, NS16 total is %(ns16_total)s"),
+    "receipt_invoice_invalid": N_("its invoice has invalid items, so there is no invoice to settle"),
+    "receipt_no_payments": N_("paid transaction has no payment lines"),
+    "receipt_unknown_method": N_("unknown payment method %(methods)s"),
+    "receipt_nothing_paid": N_("nothing was paid"),
+    "receipt_total_mismatch": N_("payments add up to %(paid)s, the total is %(total)s"),
+    "bill_nothing_owed": N_("commission is %(commission)s; nothing is owed"),
+    "payment_nothing_paid": N_("commission is %(commission)s; nothing was paid"),
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     reference: str  # receipt number or settlement
-    message: str
+    message: str  # in English, for logs and the CLI
+    code: str = ""  # a PROBLEM_TEXTS key
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, reference: str, code: str, **params: object) -> "Problem":
+        values = {name: str(value) for name, value in params.items()}
+        return cls(reference, PROBLEM_TEXTS[code] % values, code, values)
 
 
 @dataclass
@@ -103,8 +136,8 @@ class Tally:
             self.last_date = day
         return lines
 
-    def skip(self, reference: str, message: str) -> None:
-        self.problems.append(Problem(reference, message))
+    def skip(self, reference: str, code: str, **params: object) -> None:
+        self.problems.append(Problem.of(reference, code, **params))
 
 
 def _percent(rate: Decimal) -> str:
@@ -199,7 +232,7 @@ def build_invoices(rows: Iterable[InvoiceRow], mapping: Mapping, tally: Tally) -
         (_, number, created_at, member, _status, ns16_total, _tax, original, currency, rate, item_id,
          *_item) = items[0]
         if item_id is None:
-            tally.skip(number, "transaction has no items")
+            tally.skip(number, "no_items")
             continue
         refund = original is not None
         day = myt_date(created_at)
@@ -218,17 +251,17 @@ def build_invoices(rows: Iterable[InvoiceRow], mapping: Mapping, tally: Tally) -
                 break
             amount = quantize(qty * price - discount, SEN, ROUND_HALF_UP)
             if amount != line_total:
-                problem = f"item {product!r}: qty × price − discount ≠ line total {line_total}"
+                problem = ("item_amount_mismatch", {"product": repr(product), "line_total": line_total})
                 break
             tax = quantize(amount * rate / HUNDRED, SEN, ROUND_HALF_UP) if taxed else ZERO
             total += amount + tax
             lines.append(new_line(InvoiceLine, (number, day, doc_type, reference_doc, customer, currency, product, qty,
                                                 price, discount, tax_code, tax, account, amount, sku or "")))
         if problem:
-            tally.skip(number, problem)
+            tally.skip(number, problem[0], **problem[1])
             continue
         if total != ns16_total:
-            tally.skip(number, f"line totals add up to {total}, NS16 total is {ns16_total}")
+            tally.skip(number, "invoice_total_mismatch", total=total, ns16_total=ns16_total)
             continue
         tally.tax_codes.add(tax_code)
         tally.accounts.add((account, "sales"))
@@ -236,15 +269,16 @@ def build_invoices(rows: Iterable[InvoiceRow], mapping: Mapping, tally: Tally) -
 
 
 def _item_problem(product: str | None, qty: Decimal | None, price: Decimal | None, line_total: Decimal | None,
-                  refund: bool) -> str:
+                  refund: bool) -> tuple[str, dict[str, object]]:
     """Why NS16 should never have produced this item line (only asked once a check failed)."""
+    name = repr(product)
     if qty is None or price is None or line_total is None:
-        return f"item {product!r} has no quantity, price or line total"
+        return "item_incomplete", {"product": name}
     if price < 0:
-        return f"item {product!r} has a negative price"
+        return "item_negative_price", {"product": name}
     if refund:
-        return f"refund item {product!r} is not negative"
-    return f"item {product!r} has quantity {qty} on a sale"
+        return "refund_item_positive", {"product": name}
+    return "item_quantity_on_sale", {"product": name, "qty": qty}
 
 
 # --- POS Sales Receipt -----------------------------------------------------------------------
@@ -263,7 +297,8 @@ def build_receipts(rows: Iterable[ReceiptRow], mapping: Mapping, tally: Tally) -
         payments = list(group)
         _, invoice, paid_at, member, ns16_total, refund_of_id, currency, bad_items, payment_id, *_pay = payments[0]
         if bad_items or payment_id is None:
-            tally.skip(invoice, _receipt_problem(payments, mapping))
+            code, params = _receipt_problem(payments, mapping)
+            tally.skip(invoice, code, **params)
             continue
         refund = refund_of_id is not None
         number = ("RFND-" if refund else "RCPT-") + invoice
@@ -290,11 +325,12 @@ def build_receipts(rows: Iterable[ReceiptRow], mapping: Mapping, tally: Tally) -
             lines.append(new_line(ReceiptLine, (number, day, doc_type, customer, currency, invoice, method, account,
                                                 kept, reference or "", description)))
         if unknown or not lines:
-            tally.skip(invoice, _receipt_problem(payments, mapping))
+            code, params = _receipt_problem(payments, mapping)
+            tally.skip(invoice, code, **params)
             continue
         difference = ns16_total - paid
         if difference and not (has_cash and abs(difference) <= MAX_CASH_ROUNDING):
-            tally.skip(invoice, f"payments add up to {paid}, the total is {ns16_total}")
+            tally.skip(invoice, "receipt_total_mismatch", paid=paid, total=ns16_total)
             continue
         for method in methods:
             add_account(usages[method])
@@ -305,26 +341,17 @@ def build_receipts(rows: Iterable[ReceiptRow], mapping: Mapping, tally: Tally) -
         yield tally.document(lines, day, currency, ns16_total)
 
 
-def _receipt_problem(payments: list[ReceiptRow], mapping: Mapping) -> str | None:
-    """Why a paid transaction gets no receipt (the first reason that applies)."""
+def _receipt_problem(payments: list[ReceiptRow], mapping: Mapping) -> tuple[str, dict[str, object]]:
+    """Why a paid transaction gets no receipt (the first reason that applies): code and params."""
     head = payments[0]
     if head.has_bad_items:
-        return "its invoice has invalid items, so there is no invoice to settle"
+        return "receipt_invoice_invalid", {}
     if head.payment_id is None:
-        return "paid transaction has no payment lines"
+        return "receipt_no_payments", {}
     unknown = sorted({p.method for p in payments if p.method not in mapping.payment_accounts})
     if unknown:
-        return f"unknown payment method {', '.join(unknown)}"
-    if all(_kept(p) == 0 for p in payments):
-        return "nothing was paid"
-    return None
-
-
-def _kept(pay: Any) -> Decimal:
-    """What the shop kept: for cash, received − change; otherwise the amount paid."""
-    if pay.method == "cash" and pay.amount_received is not None and pay.change_amount is not None:
-        return pay.amount_received - pay.change_amount
-    return pay.amount
+        return "receipt_unknown_method", {"methods": ", ".join(unknown)}
+    return "receipt_nothing_paid", {}
 
 
 # --- KOL Bill and KOL Payment ----------------------------------------------------------------
@@ -339,7 +366,7 @@ def build_bills(rows: Iterable[BillRow], mapping: Mapping, tally: Tally) -> Iter
     for row in rows:
         number = bill_number(row.period, row.kol_code)
         if row.commission is None or row.commission <= 0:
-            tally.skip(number, f"commission is {row.commission}; nothing is owed")
+            tally.skip(number, "bill_nothing_owed", commission=row.commission)
             continue
         tally.tax_codes.add(mapping.tax_code_none)
         tally.accounts.add((mapping.expense_account, "expense"))
@@ -356,7 +383,7 @@ def build_payments(rows: Iterable[PaymentRow], mapping: Mapping, tally: Tally) -
     for row in rows:
         number = bill_number(row.period, row.kol_code)
         if row.commission is None or row.commission <= 0:
-            tally.skip(number, f"commission is {row.commission}; nothing was paid")
+            tally.skip(number, "payment_nothing_paid", commission=row.commission)
             continue
         day = myt_date(row.paid_at)
         tally.accounts.add((mapping.bank_account, "payment"))

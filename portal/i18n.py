@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, has_request_context, request, session
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from flask_login import current_user
 
 
@@ -25,3 +25,19 @@ def current_locale() -> str:
 def pick(en: str, zh: str) -> str:
     """Choose between two stored texts (error catalog) by the current language."""
     return zh if current_locale().startswith("zh") else en
+
+
+def problem_text(problem: object) -> str:
+    """Why a source row gave no document, in the reader's language. ``problem`` is a
+    ``documents.Problem`` (preview) or its stored dict (run detail, pill); rows stored before
+    problems had codes keep their English message."""
+    from .documents import PROBLEM_TEXTS
+
+    get = problem.get if isinstance(problem, dict) else lambda name, default=None: getattr(problem, name, default)
+    code, params = get("code"), get("params") or {}
+    if code in PROBLEM_TEXTS and isinstance(params, dict):
+        try:
+            return gettext(PROBLEM_TEXTS[code], **{str(k): str(v) for k, v in params.items()})
+        except (KeyError, ValueError, TypeError):  # a stored row whose params do not fit the text
+            pass
+    return str(get("message") or "")

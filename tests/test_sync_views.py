@@ -473,6 +473,18 @@ def test_skipped_source_rows_and_changed_documents_are_warned_about(app, client,
     assert f"1 transaction skipped: {receipt_no} (item 'Product 1'" in text
     assert "1 changed since pushed — AiAccount kept the first version" in text
 
+    # The reason is stored as a code with its values, so it reads in the reader's language.
+    client.post("/language/zh", data={"next": f"{BASE}/"})
+    with app.app_context():
+        run_id = db.session.scalar(select(SyncRun.id))
+    detail = text_of(client.get(f"{BASE}/runs/{run_id}"))
+    assert f"{receipt_no} — 商品 'Product 1'：数量 × 单价 − 折扣 ≠ 行金额" in detail
+    with app.app_context():  # a run stored before problems had codes keeps its English message
+        run = db.session.get(SyncRun, run_id)
+        run.error_detail = '{"problems": [{"reference": "POS1", "message": "an old reason"}], "problem_count": 1}'
+        db.session.commit()
+    assert "POS1 — an old reason" in text_of(client.get(f"{BASE}/runs/{run_id}"))
+
 
 def test_a_run_failed_outside_a_push_still_explains_itself(app, client, factories):
     blogger_id, email = make_shop(app, factories)
