@@ -9,6 +9,7 @@ import json
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
@@ -35,6 +36,33 @@ bp = Blueprint("admin", __name__, url_prefix="/admin/aiaccount")
 BLOGGERS_PER_PAGE = 20
 AUDIT_PER_PAGE = 50
 AUDIT_FILTERS = ("blogger", "entity_type", "date_from", "date_to")
+
+
+# What the audit log's codes mean, for the page (the codes stay in the database and on the page).
+AUDIT_TYPE_LABELS = {
+    "aiaccount_credential": _l("AiAccount key"),
+    "aiaccount_settings": _l("AiAccount settings"),
+    "aiaccount_push": _l("Sync run"),
+    "aiaccount_reconcile": _l("Reconciliation"),
+    "aiaccount_alert": _l("Alert email"),
+    "user": _l("User"),
+}
+AUDIT_ACTION_LABELS = {
+    "credential_set": _l("Key entered"),
+    "credential_replaced": _l("Key replaced"),
+    "credential_removed": _l("Disconnected"),
+    "keys_rotated": _l("Keys re-encrypted"),
+    "settings_changed": _l("Settings changed"),
+    "sync_succeeded": _l("Sync succeeded"),
+    "sync_no_data": _l("Sync found nothing to push"),
+    "sync_failed": _l("Sync failed"),
+    "refresh_requested": _l("Refresh from AiAccount asked"),
+    "refresh_succeeded": _l("Refresh from AiAccount done"),
+    "refresh_failed": _l("Refresh from AiAccount failed"),
+    "fix_requested": _l("Push what's missing asked"),
+    "digest_sent": _l("Daily failure email sent"),
+    "password_changed": _l("Password changed"),
+}
 
 
 @bp.app_template_filter("pretty_json")
@@ -144,10 +172,12 @@ def audit_log():
     form = AuditFilterForm(request.args)
     form.blogger.choices = [SelectChoice("", _("All bloggers")),
                             *(SelectChoice(str(b.id), b.shop_name) for b in bloggers)]
-    form.entity_type.choices = [SelectChoice("", _("All types")), *map(SelectChoice, types)]
+    form.entity_type.choices = [SelectChoice("", _("All types")),
+                                *(SelectChoice(t, str(AUDIT_TYPE_LABELS.get(t, t))) for t in types)]
     shops = {b.id: b.shop_name for b in bloggers}
     if not form.validate():
-        return render_template("admin/audit.html", form=form, page=None, shops=shops), 400
+        return render_template("admin/audit.html", form=form, page=None, shops=shops,
+                               type_labels=AUDIT_TYPE_LABELS, action_labels=AUDIT_ACTION_LABELS), 400
     query = select(AuditLog).order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
     if form.blogger.data:
         query = query.where(AuditLog.blogger_id == int(form.blogger.data))
@@ -159,7 +189,8 @@ def audit_log():
         query = query.where(AuditLog.created_at < myt_range_to_utc(form.date_to.data, form.date_to.data)[1])
     page = db.paginate(query, page=page_number(), per_page=AUDIT_PER_PAGE)
     page_args = {name: request.args[name] for name in AUDIT_FILTERS if request.args.get(name)}
-    return render_template("admin/audit.html", form=form, page=page, shops=shops, page_args=page_args)
+    return render_template("admin/audit.html", form=form, page=page, shops=shops, page_args=page_args,
+                           type_labels=AUDIT_TYPE_LABELS, action_labels=AUDIT_ACTION_LABELS)
 
 
 def _settings_of(blogger: Blogger) -> AiAccountSettings:

@@ -305,3 +305,14 @@ def test_audit_log_filters_by_blogger_type_and_myt_dates(client, admin, factorie
         assert response.status_code == 400 and message in html and "Fix the filters" in html, bad
     assert client.get(f"{audit_url}?page=abc").status_code == 200
     assert client.get(f"{audit_url}?page=-1").status_code == 404
+
+    # Codes are named for people (an unknown code shows as itself); the code stays visible.
+    assert "Settings changed<br><code" in everything and "<code class=\"small muted\">settings_changed</code>" in everything
+    assert ">AiAccount settings" in everything and 'value="aiaccount_settings">AiAccount settings</option>' in everything
+    assert "push_failed<br><code" in everything  # not a code of ours: as it is
+    from flask_babel import refresh
+
+    client.post("/language/zh", data={"next": audit_url})
+    refresh()  # this test's app context outlives requests, and with it Babel's cached locale
+    assert "设置已更改<br><code" in client.get(audit_url).get_data(as_text=True)
+    refresh()
