@@ -23,6 +23,14 @@ def workers_for_queue(conn: Redis) -> int:
     return len(Worker.all(connection=conn, queue=Queue(current_app.config["RQ_QUEUE"], connection=conn)))
 
 
+def scheduler_running(conn: Redis) -> bool:
+    """Whether a worker started with ``--with-scheduler`` holds the queue's scheduler lock. Without
+    one, RQ's delayed retries (``SYNC_RETRY_INTERVALS``) are never enqueued again."""
+    from rq.scheduler import RQScheduler
+
+    return bool(conn.exists(RQScheduler.get_locking_key(current_app.config["RQ_QUEUE"])))
+
+
 def check_redis_policy(conn: Redis) -> str | None:
     """RQ must not lose jobs to eviction: Redis needs maxmemory-policy noeviction."""
     policy = conn.config_get("maxmemory-policy").get("maxmemory-policy")

@@ -191,8 +191,12 @@ def test_rq_retry_waits_for_a_worker_running_the_scheduler(app_ctx, factories, s
     assert job.get_status() == "scheduled" and fresh(run_id).status == "queued"
     page = pill(client, auth, blogger)
     assert "Queued" in page and "Retrying after: AiAccount server error" in page and "hx-trigger" in page
+    health = client.get("/healthz")  # the operator is told what is missing
+    assert health.status_code == 503 and health.get_json()["checks"]["worker"] == {"ok": True, "count": 1}
+    assert "--with-scheduler" in health.get_json()["checks"]["scheduler"]["hint"]
 
     stack.worker(scheduler=True)
+    wait_until(lambda: client.get("/healthz").get_json()["checks"]["scheduler"]["ok"], 10, "the scheduler", stack)
     run = wait_final(run_id, stack)
     assert (run.status, run.attempts, run.error_code) == ("succeeded", 2, None)
     assert [p["status"] for p in imports_posted(sim)] == [500, 500, 500, 200]

@@ -112,6 +112,7 @@ def test_healthz_reports_database_redis_and_worker(client):
     assert body["checks"]["database"] == {"ok": True}
     assert body["checks"]["redis"] == {"ok": True}
     assert body["checks"]["worker"]["count"] == 0  # no worker in this test
+    assert body["checks"]["scheduler"]["ok"] is False and "--with-scheduler" in body["checks"]["scheduler"]["hint"]
     assert response.status_code == 503 and body["ok"] is False
 
 
