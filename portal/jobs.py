@@ -122,7 +122,8 @@ def dry_run(run_sync_type: str, blogger_id: int, start: date, end: date) -> dict
         finally:
             client.close()
         tally = batch.tally
-        return {"status": "dry_run", "documents": tally.documents, "lines": tally.lines, "totals": {c: str(t) for c, t in sorted(tally.totals.items())},
+        return {"status": "dry_run", "documents": tally.documents, "lines": tally.lines,
+                "totals": {currency: str(total) for currency, total in sorted(tally.totals.items())},
                 "chunks": len(batch.chunks), "problems": [p.__dict__ for p in tally.problems]}
     finally:
         batch.close()

@@ -17,7 +17,7 @@ def preload() -> Flask:
     """What a work horse should find ready: the app built, and everything alive at this point
     (~120,000 objects: Flask, SQLAlchemy, Babel, the app) moved out of the garbage collector's
     sight with ``gc.freeze()``. A job allocates hundreds of thousands of objects; without the
-    freeze each of the collections that triggers walks the whole framework again (~15 % of a
+    freeze each of the collections that triggers walks the whole framework again (~14 % of a
     sync's time, docs/performance.md). It also keeps a forked horse from touching, and so
     copying, the parent's memory pages just to collect — the use the ``gc`` docs give for it."""
     from .jobs import _app

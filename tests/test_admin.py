@@ -307,8 +307,10 @@ def test_audit_log_filters_by_blogger_type_and_myt_dates(client, admin, factorie
     assert client.get(f"{audit_url}?page=-1").status_code == 404
 
     # Codes are named for people (an unknown code shows as itself); the code stays visible.
-    assert "Settings changed<br><code" in everything and "<code class=\"small muted\">settings_changed</code>" in everything
-    assert ">AiAccount settings" in everything and 'value="aiaccount_settings">AiAccount settings</option>' in everything
+    assert "Settings changed<br><code" in everything
+    assert '<code class="small muted">settings_changed</code>' in everything
+    assert ">AiAccount settings" in everything
+    assert 'value="aiaccount_settings">AiAccount settings</option>' in everything
     assert "push_failed<br><code" in everything  # not a code of ours: as it is
     from flask_babel import refresh
 

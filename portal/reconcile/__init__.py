@@ -137,11 +137,12 @@ def index():
         return render_template("reconcile/index.html", result=None, charts={}, **common,
                                **_status_context(blogger, None, None)), 422
     start, end = form.start.data, form.end.data
-    result = reconcile(blogger.id, start, end, currency)
-    others = [r for r in reconcile_all(blogger.id, start, end) if r.currency != currency] if len(choices) > 1 else []
+    results = reconcile_all(blogger.id, start, end)  # the fix and the switch look at every currency
+    result = next(r for r in results if r.currency == currency)
+    others = [r for r in results if r is not result]
     charts = {t: build_chart(result.types[t], currency) for t in ORDER}
     return render_template("reconcile/index.html", result=result, charts=charts, stamp=short_stamp,
-                           fix_ranges=merged_fix_ranges([result, *others]),
+                           fix_ranges=merged_fix_ranges(results),
                            other_mismatches={r.currency: len(r.mismatched) for r in others},
                            **common, **_status_context(blogger, start, end))
 
@@ -214,7 +215,7 @@ def fix():
     return _back(form)
 
 
-def _download_result() -> tuple[Blogger, Reconciliation, str]:
+def _download_result() -> tuple[Reconciliation, str]:
     blogger = current_blogger()
     form = _dates("args")
     try:
@@ -224,14 +225,14 @@ def _download_result() -> tuple[Blogger, Reconciliation, str]:
     if not form.validate():
         abort(400)
     start, end = form.start.data, form.end.data
-    return (blogger, reconcile(blogger.id, start, end, currency),
+    return (reconcile(blogger.id, start, end, currency),
             f"aiaccount-reconcile-{currency}-{start.isoformat()}-{end.isoformat()}")
 
 
 @bp.get("/download.csv")
 @blogger_required
 def download_csv():
-    _blogger, result, name = _download_result()
+    result, name = _download_result()
     return Response(to_csv(result), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
@@ -239,7 +240,7 @@ def download_csv():
 @bp.get("/download.xlsx")
 @blogger_required
 def download_xlsx():
-    blogger, result, name = _download_result()
+    result, name = _download_result()
     return Response(to_xlsx(result),
                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})

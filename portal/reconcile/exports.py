@@ -98,7 +98,8 @@ def table_rows(result: Reconciliation) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for sync_type in ORDER:
         for d in result.types[sync_type].with_data:
-            rows.append([str(TYPE_LABELS[sync_type]), d.day.isoformat(), result.currency, d.source_count, d.source_total,
+            rows.append([str(TYPE_LABELS[sync_type]), d.day.isoformat(), result.currency,
+                         d.source_count, d.source_total,
                          d.pushed_count, d.pushed_total, d.difference, str(FROM_LABELS[d.pushed_from]),
                          d.label, d.status])
     return header, rows
