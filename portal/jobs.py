@@ -215,8 +215,12 @@ class _Heartbeat:
 
 def _build(run: SyncRun, heartbeat: _Heartbeat) -> Batch:
     run.started_at = run.started_at or utcnow()
-    for name in ("error_code", "error_message", "error_hint", "error_detail"):
+    for name in ("error_code", "error_message", "error_hint", "error_detail", "import_id", "import_url"):
         setattr(run, name, None)
+    # Every attempt sends every chunk (a chunk AiAccount already answered is answered again under
+    # its Idempotency-Key), so the counts are those of this pass alone; an earlier attempt's
+    # (a killed worker, an RQ retry) would otherwise be counted twice.
+    run.created_count = run.skipped_count = run.changed_count = 0
     blogger = run.blogger
     if blogger.credential is None:
         raise AiAccountError.make("not_connected")

@@ -373,3 +373,29 @@ def test_a_run_over_two_currencies_records_no_mixed_total(app_ctx, factories, si
     run = db.session.get(SyncRun, run_id)
     assert (run.status, run.row_count, run.total_amount) == ("succeeded", 2, None)  # never RM 14.00
     assert {d["currency"] for d in sim.documents(HEALTHY, "sales-invoice")} == {"MYR", "SGD"}
+
+
+def test_a_run_claimed_again_counts_only_its_final_pass(app_ctx, factories, sim, redis_conn):
+    """An attempt killed after AiAccount answered a chunk leaves that chunk's counts on the run;
+    when the run is claimed again (its heartbeat went stale) every chunk is sent again under the same
+    keys and counted again, so the counts start from zero: created + skipped = documents."""
+    from datetime import datetime, timezone
+
+    app_ctx.config["SYNC_CHUNK_DOCUMENTS"] = 2
+    blogger = connected_blogger(factories)
+    for hour in range(8, 13):
+        factories.make_sale(blogger, myt(DAY, hour))
+    db.session.commit()
+    run_id = sync(blogger, "pos_invoice")
+    run = db.session.get(SyncRun, run_id)
+    # What a worker killed mid-push leaves behind: running, a stale heartbeat, chunk 1 counted.
+    run.status, run.heartbeat_at, run.attempts = "running", datetime(2020, 1, 1, tzinfo=timezone.utc), 1
+    run.created_count, run.import_id = 2, "imp_from_the_dead_attempt"
+    db.session.commit()
+    work(redis_conn)  # the job is still queued: it claims the stale run and pushes it again
+    db.session.expire_all()
+    run = db.session.get(SyncRun, run_id)
+    assert (run.status, run.attempts, run.row_count) == ("succeeded", 2, 5)
+    assert (run.created_count, run.skipped_count, run.changed_count) == (5, 0, 0)
+    assert run.import_id != "imp_from_the_dead_attempt"
+    assert len(sim.documents(HEALTHY, "sales-invoice")) == 5
