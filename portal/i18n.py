@@ -33,11 +33,11 @@ def problem_text(problem: object) -> str:
     problems had codes keep their English message."""
     from .documents import PROBLEM_TEXTS
 
-    get = problem.get if isinstance(problem, dict) else lambda name, default=None: getattr(problem, name, default)
-    code, params = get("code"), get("params") or {}
+    fields = problem if isinstance(problem, dict) else vars(problem)
+    code, params = fields.get("code"), fields.get("params") or {}
     if code in PROBLEM_TEXTS and isinstance(params, dict):
         try:
             return gettext(PROBLEM_TEXTS[code], **{str(k): str(v) for k, v in params.items()})
         except (KeyError, ValueError, TypeError):  # a stored row whose params do not fit the text
             pass
-    return str(get("message") or "")
+    return str(fields.get("message") or "")
